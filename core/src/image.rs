@@ -1,0 +1,162 @@
+//! Borrowed image views with their sizes checked once.
+
+/// Why an image view could not be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ImageError {
+    /// Width or height is zero.
+    Empty,
+    /// The stride is smaller than a row.
+    Stride,
+    /// The buffer is shorter than `height` rows of `stride` (the last row may be short).
+    BufferTooShort { needed: usize, given: usize },
+}
+
+impl core::fmt::Display for ImageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Empty => write!(f, "image has no pixels"),
+            Self::Stride => write!(f, "stride is smaller than a row"),
+            Self::BufferTooShort { needed, given } => {
+                write!(f, "image buffer has {given} bytes, {needed} needed")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ImageError {}
+
+fn check(
+    width: usize,
+    height: usize,
+    stride: usize,
+    row: usize,
+    len: usize,
+) -> Result<(), ImageError> {
+    if width == 0 || height == 0 {
+        return Err(ImageError::Empty);
+    }
+    if stride < row {
+        return Err(ImageError::Stride);
+    }
+    let needed = (height - 1)
+        .checked_mul(stride)
+        .and_then(|n| n.checked_add(row))
+        .ok_or(ImageError::BufferTooShort {
+            needed: usize::MAX,
+            given: len,
+        })?;
+    if len < needed {
+        return Err(ImageError::BufferTooShort { needed, given: len });
+    }
+    Ok(())
+}
+
+/// An 8-bit grey image: `height` rows of `stride` bytes, `width` of them used.
+#[derive(Clone, Copy, Debug)]
+pub struct GrayView<'a> {
+    data: &'a [u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+}
+
+impl<'a> GrayView<'a> {
+    pub fn new(
+        data: &'a [u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+    ) -> Result<Self, ImageError> {
+        check(width, height, stride, width, data.len())?;
+        Ok(Self {
+            data,
+            width,
+            height,
+            stride,
+        })
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Pixel at (x, y); both must be inside the image.
+    #[inline]
+    pub fn get(&self, x: usize, y: usize) -> u8 {
+        self.data[y * self.stride + x]
+    }
+}
+
+/// An interleaved 8-bit RGB image: `height` rows of `stride` bytes, `3 * width` of them used.
+#[derive(Clone, Copy, Debug)]
+pub struct RgbView<'a> {
+    data: &'a [u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+}
+
+impl<'a> RgbView<'a> {
+    pub fn new(
+        data: &'a [u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+    ) -> Result<Self, ImageError> {
+        let row = width.checked_mul(3).ok_or(ImageError::Stride)?;
+        check(width, height, stride, row, data.len())?;
+        Ok(Self {
+            data,
+            width,
+            height,
+            stride,
+        })
+    }
+
+    /// A tightly packed image (`stride = 3 * width`).
+    pub fn packed(data: &'a [u8], width: usize, height: usize) -> Result<Self, ImageError> {
+        Self::new(data, width, height, width.saturating_mul(3))
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Pixel at (x, y); both must be inside the image.
+    #[inline]
+    pub fn get(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = y * self.stride + 3 * x;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+}
+
+/// dlib's intensity of an RGB pixel: `(r + g + b) / 3`, truncating (what its landmark model
+/// was trained and evaluated on).
+#[inline]
+pub fn intensity(p: [u8; 3]) -> u8 {
+    ((p[0] as u16 + p[1] as u16 + p[2] as u16) / 3) as u8
+}
+
+/// Fills `out` (`width * height` bytes, packed) with the dlib intensity of every pixel of `rgb`.
+/// Returns `false` (and writes nothing) if `out` has the wrong length.
+pub fn rgb_to_intensity(rgb: &RgbView<'_>, out: &mut [u8]) -> bool {
+    if out.len() != rgb.width * rgb.height {
+        return false;
+    }
+    for y in 0..rgb.height {
+        for x in 0..rgb.width {
+            out[y * rgb.width + x] = intensity(rgb.get(x, y));
+        }
+    }
+    true
+}

@@ -1,0 +1,145 @@
+//! Kernels: pure functions over NHWC int8 slices. They never see the file format.
+//!
+//! [`Reference`] is the plain scalar definition of every operator; [`Fast`] is what inference
+//! uses and is tested against it over random shapes (see the tests below and
+//! `tests/kernels.rs`). Both assume arguments that [`crate::nn::Model`] has validated: slice
+//! lengths match the shapes, windows fit, and fan-in is small enough that no i32 sum overflows.
+
+// Index loops mirror the tensor formulas and read better than iterator chains here.
+#![allow(clippy::needless_range_loop)]
+
+mod fast;
+mod reference;
+
+pub use fast::Fast;
+pub use reference::Reference;
+
+use super::{Clamp, QParams, Rounding, Shape, Window};
+use crate::quant::Requant;
+
+/// Per-output-channel parameters: 16-byte little-endian records of
+/// `bias: i32, w_scale: f32, requant mantissa: u32, requant exponent: i32`.
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelParams<'a> {
+    bytes: &'a [u8],
+}
+
+/// Size of one [`ChannelParams`] record.
+pub const CHANNEL_RECORD: usize = 16;
+
+impl<'a> ChannelParams<'a> {
+    /// `bytes.len()` must be a multiple of [`CHANNEL_RECORD`]; extra bytes are ignored.
+    pub const fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    pub const fn len(&self) -> usize {
+        self.bytes.len() / CHANNEL_RECORD
+    }
+
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn word(&self, channel: usize, k: usize) -> [u8; 4] {
+        let at = channel * CHANNEL_RECORD + 4 * k;
+        match self.bytes.get(at..at + 4) {
+            Some(&[a, b, c, d]) => [a, b, c, d],
+            _ => [0; 4],
+        }
+    }
+
+    pub fn bias(&self, channel: usize) -> i32 {
+        i32::from_le_bytes(self.word(channel, 0))
+    }
+
+    pub fn w_scale(&self, channel: usize) -> f32 {
+        f32::from_le_bytes(self.word(channel, 1))
+    }
+
+    pub fn requant(&self, channel: usize) -> Requant {
+        Requant {
+            mantissa: u32::from_le_bytes(self.word(channel, 2)),
+            exponent: i32::from_le_bytes(self.word(channel, 3)),
+        }
+    }
+}
+
+/// Conv2d, depthwise conv and fully connected layers.
+///
+/// Weight layouts: conv `[out_c][kh][kw][in_c]`, depthwise `[kh][kw][c]`, fully connected
+/// `[out_c][in_h][in_w][in_c]` (the input flattened in NHWC order).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvArgs<'a> {
+    pub input: Shape,
+    pub output: Shape,
+    pub window: Window,
+    pub x_zero_point: i8,
+    pub y_zero_point: i8,
+    pub clamp: Clamp,
+    pub rounding: Rounding,
+    pub weights: &'a [i8],
+    pub channels: ChannelParams<'a>,
+}
+
+/// Max pool: output quantisation equals the input's; padded taps are ignored.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolArgs {
+    pub input: Shape,
+    pub output: Shape,
+    pub window: Window,
+}
+
+/// Average pool over unpadded windows: the sum of `x - x_zp` over `kh * kw` taps, requantised
+/// with `M = x_scale * (1 / (kh * kw)) / y_scale`.
+#[derive(Clone, Copy, Debug)]
+pub struct AvgPoolArgs {
+    pub input: Shape,
+    pub output: Shape,
+    pub window: Window,
+    pub x_zero_point: i8,
+    pub y_zero_point: i8,
+    pub clamp: Clamp,
+    pub rounding: Rounding,
+    pub requant: Requant,
+}
+
+/// Elementwise add of two tensors of the same shape, each with its own quantisation.
+#[derive(Clone, Copy, Debug)]
+pub struct AddArgs {
+    pub a: QParams,
+    pub b: QParams,
+    pub y: QParams,
+    pub clamp: Clamp,
+}
+
+/// The operator set. Every implementation must give identical output for identical input.
+pub trait Kernels {
+    fn conv2d(args: &ConvArgs, x: &[i8], y: &mut [i8]);
+    fn depthwise_conv2d(args: &ConvArgs, x: &[i8], y: &mut [i8]);
+    fn fully_connected(args: &ConvArgs, x: &[i8], y: &mut [i8]);
+    fn max_pool(args: &PoolArgs, x: &[i8], y: &mut [i8]);
+    fn avg_pool(args: &AvgPoolArgs, x: &[i8], y: &mut [i8]);
+    fn add(args: &AddArgs, a: &[i8], b: &[i8], y: &mut [i8]);
+}
+
+/// Accumulator to output: requantise, add the output zero point, clamp (saturate + activation).
+#[inline]
+pub(crate) fn finish(acc: i32, requant: Requant, rounding: Rounding, y_zp: i8, clamp: Clamp) -> i8 {
+    let scaled = match rounding {
+        Rounding::F32Product => requant.apply(acc),
+        Rounding::Exact => requant.apply_exact(acc),
+    };
+    let v = scaled.saturating_add(y_zp as i32);
+    v.clamp(clamp.min as i32, clamp.max as i32) as i8
+}
+
+/// Input coordinate of window tap `k` for output position `o`, or `None` in the padding.
+#[inline]
+pub(crate) fn tap(o: usize, k: usize, stride: u8, pad_before: u8, n: u16) -> Option<usize> {
+    let i = (o * stride as usize + k).checked_sub(pad_before as usize)?;
+    (i < n as usize).then_some(i)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,260 @@
+//! Fast kernels against the reference, over random shapes including awkward ones.
+
+use super::*;
+use crate::nn::{Clamp, QParams, Rounding, Shape, Window};
+use crate::quant::Requant;
+use proptest::prelude::*;
+use std::vec::Vec;
+
+fn channel_bytes(bias: &[i32], m: &[f32]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (b, &m) in bias.iter().zip(m) {
+        let r = Requant::from_f32(m).unwrap();
+        v.extend(b.to_le_bytes());
+        v.extend(1.0f32.to_le_bytes());
+        v.extend(r.mantissa.to_le_bytes());
+        v.extend(r.exponent.to_le_bytes());
+    }
+    v
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    input: Shape,
+    window: Window,
+    out_c: u16,
+    x_zp: i8,
+    y_zp: i8,
+    clamp: Clamp,
+    rounding: Rounding,
+    seed: u64,
+}
+
+fn window_and_input() -> impl Strategy<Value = (Shape, Window)> {
+    (
+        1u16..12,
+        1u16..12,
+        1u16..21,
+        1u8..6,
+        1u8..6,
+        1u8..3,
+        1u8..3,
+        any::<[bool; 4]>(),
+    )
+        .prop_filter_map("window must fit", |(h, w, c, kh, kw, sh, sw, pads)| {
+            let p = |on: bool, k: u8| if on { k / 2 } else { 0 };
+            let win = Window {
+                kh,
+                kw,
+                sh,
+                sw,
+                pad_top: p(pads[0], kh),
+                pad_left: p(pads[1], kw),
+                pad_bottom: p(pads[2], kh),
+                pad_right: p(pads[3], kw),
+            };
+            win.output_hw(h, w)?;
+            Some((Shape::new(h, w, c), win))
+        })
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        window_and_input(),
+        1u16..19,
+        any::<i8>(),
+        any::<i8>(),
+        any::<(i8, i8)>(),
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |((input, window), out_c, x_zp, y_zp, (a, b), exact, seed)| Case {
+                input,
+                window,
+                out_c,
+                x_zp,
+                y_zp,
+                clamp: if a % 3 == 0 {
+                    Clamp::NONE
+                } else {
+                    Clamp {
+                        min: a.min(b),
+                        max: a.max(b),
+                    }
+                },
+                rounding: if exact {
+                    Rounding::Exact
+                } else {
+                    Rounding::F32Product
+                },
+                seed,
+            },
+        )
+}
+
+/// Small deterministic generator (SplitMix64) so each case is reproducible from its seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn i8s(&mut self, n: usize) -> Vec<i8> {
+        (0..n).map(|_| self.next() as i8).collect()
+    }
+    fn bias(&mut self, n: usize) -> Vec<i32> {
+        (0..n)
+            .map(|_| (self.next() % 20001) as i32 - 10000)
+            .collect()
+    }
+    fn multipliers(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| (self.next() % 10_000 + 1) as f32 * 1.3e-6)
+            .collect()
+    }
+}
+
+fn check_conv(c: &Case, op: u8) {
+    let mut rng = Rng(c.seed);
+    let out_hw = c.window.output_hw(c.input.h, c.input.w).unwrap();
+    let (output, wlen, n_ch) = match op {
+        0 => {
+            let o = Shape::new(out_hw.0, out_hw.1, c.out_c);
+            (
+                o,
+                o.c as usize * c.window.kh as usize * c.window.kw as usize * c.input.c as usize,
+                o.c,
+            )
+        }
+        1 => {
+            let o = Shape::new(out_hw.0, out_hw.1, c.input.c);
+            (
+                o,
+                c.window.kh as usize * c.window.kw as usize * c.input.c as usize,
+                o.c,
+            )
+        }
+        _ => (
+            Shape::new(1, 1, c.out_c),
+            c.out_c as usize * c.input.len(),
+            c.out_c,
+        ),
+    };
+    let x = rng.i8s(c.input.len());
+    let weights = rng.i8s(wlen);
+    let bias = rng.bias(n_ch as usize);
+    let ms = rng.multipliers(n_ch as usize);
+    let bytes = channel_bytes(&bias, &ms);
+    let args = ConvArgs {
+        input: c.input,
+        output,
+        window: if op == 2 { Window::default() } else { c.window },
+        x_zero_point: c.x_zp,
+        y_zero_point: c.y_zp,
+        clamp: c.clamp,
+        rounding: c.rounding,
+        weights: &weights,
+        channels: ChannelParams::new(&bytes),
+    };
+    let mut want = std::vec![0i8; output.len()];
+    let mut got = std::vec![1i8; output.len()];
+    match op {
+        0 => {
+            Reference::conv2d(&args, &x, &mut want);
+            Fast::conv2d(&args, &x, &mut got);
+        }
+        1 => {
+            Reference::depthwise_conv2d(&args, &x, &mut want);
+            Fast::depthwise_conv2d(&args, &x, &mut got);
+        }
+        _ => {
+            Reference::fully_connected(&args, &x, &mut want);
+            Fast::fully_connected(&args, &x, &mut got);
+        }
+    }
+    assert_eq!(want, got, "{c:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn fast_conv2d_equals_reference(c in case()) { check_conv(&c, 0) }
+
+    #[test]
+    fn fast_depthwise_equals_reference(c in case()) { check_conv(&c, 1) }
+
+    #[test]
+    fn fast_fully_connected_equals_reference(c in case()) { check_conv(&c, 2) }
+
+    #[test]
+    fn fast_pools_equal_reference(c in case()) {
+        let mut rng = Rng(c.seed);
+        let x = rng.i8s(c.input.len());
+        let (oh, ow) = c.window.output_hw(c.input.h, c.input.w).unwrap();
+        let output = Shape::new(oh, ow, c.input.c);
+        let mut want = std::vec![0i8; output.len()];
+        let mut got = std::vec![1i8; output.len()];
+        let args = PoolArgs { input: c.input, output, window: c.window };
+        Reference::max_pool(&args, &x, &mut want);
+        Fast::max_pool(&args, &x, &mut got);
+        prop_assert_eq!(&want, &got);
+
+        let window = Window::valid(c.window.kh, c.window.kw, c.window.sh, c.window.sw);
+        if let Some((oh, ow)) = window.output_hw(c.input.h, c.input.w) {
+            let output = Shape::new(oh, ow, c.input.c);
+            let args = AvgPoolArgs {
+                input: c.input, output, window,
+                x_zero_point: c.x_zp, y_zero_point: c.y_zp, clamp: c.clamp,
+                rounding: c.rounding,
+                requant: Requant::from_f32(0.37 / (window.kh as f32 * window.kw as f32)).unwrap(),
+            };
+            let mut want = std::vec![0i8; output.len()];
+            let mut got = std::vec![1i8; output.len()];
+            Reference::avg_pool(&args, &x, &mut want);
+            Fast::avg_pool(&args, &x, &mut got);
+            prop_assert_eq!(want, got);
+        }
+    }
+}
+
+#[test]
+fn max_pool_ignores_padding() {
+    // A 1x1 input of -100 with a 3x3 window padded all round: the padding must not win.
+    let args = PoolArgs {
+        input: Shape::new(1, 1, 1),
+        output: Shape::new(1, 1, 1),
+        window: Window {
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            pad_top: 1,
+            pad_left: 1,
+            pad_bottom: 1,
+            pad_right: 1,
+        },
+    };
+    let mut y = [0i8];
+    Reference::max_pool(&args, &[-100], &mut y);
+    assert_eq!(y, [-100]);
+}
+
+#[test]
+fn add_follows_dequantize_add_quantize() {
+    let q = |scale, zero_point| QParams { scale, zero_point };
+    let args = AddArgs {
+        a: q(0.5, 0),
+        b: q(0.25, 10),
+        y: q(1.0, -5),
+        clamp: Clamp::NONE,
+    };
+    let mut y = [0i8; 3];
+    Reference::add(&args, &[4, -3, 127], &[14, 10, 127], &mut y);
+    // 2 + 1 = 3 -> -2; -1.5 + 0 = -1.5 -> round half even to -2 -> -7; 63.5 + 29.25 -> 93 -> 88
+    assert_eq!(y, [-2, -7, 88]);
+}

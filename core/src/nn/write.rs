@@ -1,0 +1,520 @@
+//! Building model files (std): tensors and layers in, checked bytes out, with the buffer plan
+//! and the requantisation multipliers computed here, once, at export time.
+
+use std::vec::Vec;
+
+use super::format::{self, HEADER_LEN, LAYER_RECORD, MAGIC, NO_TENSOR, TENSOR_RECORD, VERSION};
+use super::kernels::CHANNEL_RECORD;
+use super::model::{self, Layer, Model};
+use super::{Clamp, OpKind, QParams, Rounding, Shape, Window};
+use crate::quant::Requant;
+
+/// A layer as the exporter describes it. Weight layouts are those of [`super::kernels::ConvArgs`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerSpec {
+    pub op: OpKind,
+    pub inputs: [u16; 2],
+    pub output: u16,
+    pub window: Window,
+    pub clamp: Clamp,
+    pub weights: Vec<i8>,
+    pub bias: Vec<i32>,
+    /// Per output channel for conv-like layers; `[1 / (kh * kw)]` for average pool.
+    pub w_scales: Vec<f32>,
+}
+
+/// Why a model could not be written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteError {
+    /// A shape rule or parameter count is violated (message says which).
+    Invalid(std::string::String),
+    /// The bytes were written but did not parse back: a bug in the writer.
+    SelfCheck(format::FormatError),
+}
+
+impl core::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Invalid(m) => write!(f, "invalid model: {m}"),
+            Self::SelfCheck(e) => write!(f, "written model does not parse back: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+fn invalid<T>(msg: impl Into<std::string::String>) -> Result<T, WriteError> {
+    Err(WriteError::Invalid(msg.into()))
+}
+
+/// Collects tensors and layers (in execution order) and writes the model file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelBuilder {
+    pub tensors: Vec<(Shape, QParams)>,
+    pub layers: Vec<LayerSpec>,
+    pub input: u16,
+    pub outputs: Vec<u16>,
+}
+
+impl ModelBuilder {
+    /// A builder whose first tensor is the model input.
+    pub fn new(input: Shape, q: QParams) -> Self {
+        Self {
+            tensors: std::vec![(input, q)],
+            layers: Vec::new(),
+            input: 0,
+            outputs: Vec::new(),
+        }
+    }
+
+    pub fn shape(&self, t: u16) -> Shape {
+        self.tensors[t as usize].0
+    }
+
+    pub fn qparams(&self, t: u16) -> QParams {
+        self.tensors[t as usize].1
+    }
+
+    fn push_tensor(&mut self, shape: Shape, q: QParams) -> u16 {
+        self.tensors.push((shape, q));
+        (self.tensors.len() - 1) as u16
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        op: OpKind,
+        inputs: [u16; 2],
+        window: Window,
+        out_c: u16,
+        out_q: QParams,
+        clamp: Clamp,
+        weights: Vec<i8>,
+        bias: Vec<i32>,
+        w_scales: Vec<f32>,
+    ) -> Result<u16, WriteError> {
+        let input = self.shape(inputs[0]);
+        let shape = model::output_shape(op, input, &window, out_c)
+            .or_else(|e| invalid(std::format!("{}: {e}", op.name())))?;
+        let output = self.push_tensor(shape, out_q);
+        self.layers.push(LayerSpec {
+            op,
+            inputs,
+            output,
+            window,
+            clamp,
+            weights,
+            bias,
+            w_scales,
+        });
+        Ok(output)
+    }
+
+    /// Conv2d; `weights` is `[out_c][kh][kw][in_c]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d(
+        &mut self,
+        input: u16,
+        window: Window,
+        out_q: QParams,
+        clamp: Clamp,
+        weights: Vec<i8>,
+        bias: Vec<i32>,
+        w_scales: Vec<f32>,
+    ) -> Result<u16, WriteError> {
+        let out_c = u16::try_from(bias.len()).or_else(|_| invalid("too many channels"))?;
+        let inputs = [input, NO_TENSOR];
+        self.push(
+            OpKind::Conv2d,
+            inputs,
+            window,
+            out_c,
+            out_q,
+            clamp,
+            weights,
+            bias,
+            w_scales,
+        )
+    }
+
+    /// Depthwise conv (channel multiplier 1); `weights` is `[kh][kw][c]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn depthwise_conv2d(
+        &mut self,
+        input: u16,
+        window: Window,
+        out_q: QParams,
+        clamp: Clamp,
+        weights: Vec<i8>,
+        bias: Vec<i32>,
+        w_scales: Vec<f32>,
+    ) -> Result<u16, WriteError> {
+        let c = self.shape(input).c;
+        let inputs = [input, NO_TENSOR];
+        let op = OpKind::DepthwiseConv2d;
+        self.push(op, inputs, window, c, out_q, clamp, weights, bias, w_scales)
+    }
+
+    /// Fully connected over the whole input (flattened NHWC); `weights` is `[out][h][w][c]`.
+    pub fn fully_connected(
+        &mut self,
+        input: u16,
+        out_q: QParams,
+        clamp: Clamp,
+        weights: Vec<i8>,
+        bias: Vec<i32>,
+        w_scales: Vec<f32>,
+    ) -> Result<u16, WriteError> {
+        let out_c = u16::try_from(bias.len()).or_else(|_| invalid("too many channels"))?;
+        let inputs = [input, NO_TENSOR];
+        let op = OpKind::FullyConnected;
+        self.push(
+            op,
+            inputs,
+            Window::default(),
+            out_c,
+            out_q,
+            clamp,
+            weights,
+            bias,
+            w_scales,
+        )
+    }
+
+    pub fn max_pool(&mut self, input: u16, window: Window) -> Result<u16, WriteError> {
+        let (c, q) = (self.shape(input).c, self.qparams(input));
+        let inputs = [input, NO_TENSOR];
+        let op = OpKind::MaxPool;
+        self.push(
+            op,
+            inputs,
+            window,
+            c,
+            q,
+            Clamp::NONE,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
+    /// Average pool over unpadded windows.
+    pub fn avg_pool(
+        &mut self,
+        input: u16,
+        window: Window,
+        out_q: QParams,
+        clamp: Clamp,
+    ) -> Result<u16, WriteError> {
+        let c = self.shape(input).c;
+        let inv = 1.0 / (window.kh as f32 * window.kw as f32);
+        let inputs = [input, NO_TENSOR];
+        let (w, b) = (Vec::new(), std::vec![0]);
+        self.push(
+            OpKind::AvgPool,
+            inputs,
+            window,
+            c,
+            out_q,
+            clamp,
+            w,
+            b,
+            std::vec![inv],
+        )
+    }
+
+    /// Global average pool: an average pool whose window is the whole input.
+    pub fn global_avg_pool(&mut self, input: u16, out_q: QParams) -> Result<u16, WriteError> {
+        let s = self.shape(input);
+        let (kh, kw) = match (u8::try_from(s.h), u8::try_from(s.w)) {
+            (Ok(h), Ok(w)) => (h, w),
+            _ => return invalid("global pool input larger than 255 x 255"),
+        };
+        self.avg_pool(input, Window::valid(kh, kw, 1, 1), out_q, Clamp::NONE)
+    }
+
+    pub fn add(&mut self, a: u16, b: u16, out_q: QParams, clamp: Clamp) -> Result<u16, WriteError> {
+        let c = self.shape(a).c;
+        let (op, w) = (OpKind::Add, Window::default());
+        self.push(
+            op,
+            [a, b],
+            w,
+            c,
+            out_q,
+            clamp,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
+    /// Marks a tensor as a model output (in order).
+    pub fn output(&mut self, t: u16) {
+        self.outputs.push(t);
+    }
+
+    /// Rebuilds the description of a parsed model (for round trips and conversions).
+    pub fn from_model(m: &Model<'_>) -> Self {
+        let tensors = (0..m.tensor_count())
+            .map(|t| (m.tensor(t).shape, m.tensor(t).q))
+            .collect();
+        let layers = (0..m.layer_count())
+            .map(|i| {
+                let (op, inputs, window, clamp, weights, params) = match m.layer(i) {
+                    Layer::Conv2d(c) | Layer::DepthwiseConv2d(c) | Layer::FullyConnected(c) => {
+                        let op = m.layer(i).kind();
+                        let w = c.weights.to_vec();
+                        (
+                            op,
+                            [c.input, NO_TENSOR],
+                            c.window,
+                            c.clamp,
+                            w,
+                            Some(c.channels),
+                        )
+                    }
+                    Layer::MaxPool(p) => (
+                        OpKind::MaxPool,
+                        [p.input, NO_TENSOR],
+                        p.window,
+                        p.clamp,
+                        Vec::new(),
+                        None,
+                    ),
+                    Layer::AvgPool(p) => {
+                        let inputs = [p.input, NO_TENSOR];
+                        (
+                            OpKind::AvgPool,
+                            inputs,
+                            p.window,
+                            p.clamp,
+                            Vec::new(),
+                            Some(p.params),
+                        )
+                    }
+                    Layer::Add(a) => (
+                        OpKind::Add,
+                        a.inputs,
+                        Window::default(),
+                        a.clamp,
+                        Vec::new(),
+                        None,
+                    ),
+                };
+                let n = params.map_or(0, |p| p.len());
+                let bias = (0..n).map(|c| params.map_or(0, |p| p.bias(c))).collect();
+                let w_scales = (0..n)
+                    .map(|c| params.map_or(0.0, |p| p.w_scale(c)))
+                    .collect();
+                let output = m.layer(i).output();
+                LayerSpec {
+                    op,
+                    inputs,
+                    output,
+                    window,
+                    clamp,
+                    weights,
+                    bias,
+                    w_scales,
+                }
+            })
+            .collect();
+        let outputs = (0..m.output_count()).map(|k| m.output_id(k)).collect();
+        Self {
+            tensors,
+            layers,
+            input: m.input_id(),
+            outputs,
+        }
+    }
+
+    /// Greedy first-fit buffer plan: each layer's output goes at the lowest 4-aligned offset that
+    /// overlaps no tensor still needed. Returns per-tensor offsets and the arena length.
+    pub fn plan(&self) -> Result<(Vec<u32>, u32), WriteError> {
+        let n = self.tensors.len();
+        let forever = usize::MAX;
+        let mut last_use = std::vec![None::<usize>; n];
+        for (i, l) in self.layers.iter().enumerate() {
+            for &t in l.inputs.iter().filter(|&&t| t != NO_TENSOR) {
+                *last_use.get_mut(t as usize).ok_or_else(|| bad_id(t))? = Some(i);
+            }
+        }
+        for &t in &self.outputs {
+            *last_use.get_mut(t as usize).ok_or_else(|| bad_id(t))? = Some(forever);
+        }
+        let mut offsets = std::vec![None::<u32>; n];
+        let mut live: Vec<(u16, usize)> = Vec::new(); // (tensor, last use)
+        let len = |t: u16| self.tensors[t as usize].0.len() as u64;
+        let place = |live: &[(u16, usize)], offsets: &[Option<u32>], size: u64| -> u64 {
+            let mut candidates: Vec<u64> = std::vec![0];
+            for &(t, _) in live {
+                let end = offsets[t as usize].unwrap_or(0) as u64 + len(t);
+                candidates.push(end.next_multiple_of(4));
+            }
+            candidates.sort_unstable();
+            for c in candidates {
+                let fits = live.iter().all(|&(t, _)| {
+                    let s = offsets[t as usize].unwrap_or(0) as u64;
+                    c + size <= s || s + len(t) <= c
+                });
+                if fits {
+                    return c;
+                }
+            }
+            unreachable!("the end of the highest live tensor always fits")
+        };
+        let input = self.input;
+        offsets[input as usize] = Some(0);
+        live.push((input, last_use[input as usize].unwrap_or(0)));
+        for (i, l) in self.layers.iter().enumerate() {
+            live.retain(|&(_, last)| last >= i);
+            let out = l.output;
+            if offsets.get(out as usize).is_none_or(|o| o.is_some()) {
+                return invalid(std::format!(
+                    "layer {i}: output tensor {out} is bad or reused"
+                ));
+            }
+            let at = place(&live, &offsets, len(out));
+            offsets[out as usize] =
+                Some(u32::try_from(at).or_else(|_| invalid("arena larger than 4 GiB"))?);
+            live.push((out, last_use[out as usize].unwrap_or(i)));
+        }
+        let mut arena = 0u64;
+        let mut result = Vec::with_capacity(n);
+        for (t, o) in offsets.iter().enumerate() {
+            let Some(o) = o else {
+                return invalid(std::format!("tensor {t} is neither the input nor written"));
+            };
+            arena = arena.max(*o as u64 + len(t as u16));
+            result.push(*o);
+        }
+        let arena =
+            u32::try_from(arena.next_multiple_of(4)).or_else(|_| invalid("arena too big"))?;
+        Ok((result, arena))
+    }
+
+    /// Writes the model file and checks that it parses back.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, WriteError> {
+        let (offsets, arena_len) = self.plan()?;
+        let count = |n: usize, what: &str| {
+            u16::try_from(n).or_else(|_| invalid(std::format!("too many {what}")))
+        };
+        let tensor_count = count(self.tensors.len(), "tensors")?;
+        let layer_count = count(self.layers.len(), "layers")?;
+        let output_count = count(self.outputs.len(), "outputs")?;
+
+        let mut data = Vec::new();
+        let mut layer_bytes = Vec::with_capacity(self.layers.len() * LAYER_RECORD);
+        for (i, l) in self.layers.iter().enumerate() {
+            let (xs, ys) = (self.qparams(l.inputs[0]), self.qparams(l.output));
+            let (wlen, channels) = model::data_layout(
+                l.op,
+                self.shape(l.inputs[0]),
+                self.shape(l.output),
+                &l.window,
+            );
+            if l.weights.len() != wlen || l.bias.len() != channels || l.w_scales.len() != channels {
+                return invalid(std::format!(
+                    "layer {i} ({}): expected {wlen} weights and {channels} biases and scales, got {}, {} and {}",
+                    l.op.name(),
+                    l.weights.len(),
+                    l.bias.len(),
+                    l.w_scales.len()
+                ));
+            }
+            let start = data.len();
+            data.extend(l.weights.iter().map(|&w| w as u8));
+            data.resize(data.len().next_multiple_of(4), 0);
+            let mut requants = Vec::with_capacity(channels);
+            for c in 0..channels {
+                // tract's combined multiplier: (w_scale * x_scale) / y_scale, in f32.
+                let m = (l.w_scales[c] * xs.scale) / ys.scale;
+                let rq = Requant::from_f32(m)
+                    .filter(|r| r.is_valid())
+                    .ok_or_else(|| WriteError::Invalid(std::format!("layer {i}: bad scale")))?;
+                requants.push(rq);
+                data.extend(l.bias[c].to_le_bytes());
+                data.extend(l.w_scales[c].to_le_bytes());
+                data.extend(rq.mantissa.to_le_bytes());
+                data.extend(rq.exponent.to_le_bytes());
+            }
+            let uniform = requants.windows(2).all(|w| w[0] == w[1]);
+            let rounding = if uniform {
+                Rounding::Exact
+            } else {
+                Rounding::F32Product
+            };
+            let w = &l.window;
+            let mut rec = [0u8; LAYER_RECORD];
+            rec[0] = l.op as u8;
+            rec[1] = if channels > 0 {
+                rounding as u8
+            } else {
+                Rounding::F32Product as u8
+            };
+            rec[2..4].copy_from_slice(&l.inputs[0].to_le_bytes());
+            rec[4..6].copy_from_slice(&l.inputs[1].to_le_bytes());
+            rec[6..8].copy_from_slice(&l.output.to_le_bytes());
+            rec[8..16].copy_from_slice(&[
+                w.kh,
+                w.kw,
+                w.sh,
+                w.sw,
+                w.pad_top,
+                w.pad_left,
+                w.pad_bottom,
+                w.pad_right,
+            ]);
+            rec[16] = l.clamp.min as u8;
+            rec[17] = l.clamp.max as u8;
+            rec[20..24].copy_from_slice(&(start as u32).to_le_bytes());
+            rec[24..28].copy_from_slice(&((data.len() - start) as u32).to_le_bytes());
+            layer_bytes.extend_from_slice(&rec);
+            debug_assert_eq!(
+                (data.len() - start),
+                wlen.next_multiple_of(4) + channels * CHANNEL_RECORD
+            );
+        }
+
+        let mut payload = Vec::new();
+        for (t, (shape, q)) in self.tensors.iter().enumerate() {
+            let mut rec = [0u8; TENSOR_RECORD];
+            rec[0..2].copy_from_slice(&shape.h.to_le_bytes());
+            rec[2..4].copy_from_slice(&shape.w.to_le_bytes());
+            rec[4..6].copy_from_slice(&shape.c.to_le_bytes());
+            rec[6] = q.zero_point as u8;
+            rec[8..12].copy_from_slice(&q.scale.to_le_bytes());
+            rec[12..16].copy_from_slice(&offsets[t].to_le_bytes());
+            payload.extend_from_slice(&rec);
+        }
+        for &o in &self.outputs {
+            payload.extend_from_slice(&o.to_le_bytes());
+        }
+        payload.resize(payload.len().next_multiple_of(4), 0);
+        payload.extend_from_slice(&layer_bytes);
+        payload.extend_from_slice(&data);
+
+        let data_len = u32::try_from(data.len()).or_else(|_| invalid("model larger than 4 GiB"))?;
+        let payload_len = u32::try_from(payload.len()).or_else(|_| invalid("model too large"))?;
+        let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        bytes.extend_from_slice(&payload_len.to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&tensor_count.to_le_bytes());
+        bytes.extend_from_slice(&layer_count.to_le_bytes());
+        bytes.extend_from_slice(&output_count.to_le_bytes());
+        bytes.extend_from_slice(&self.input.to_le_bytes());
+        bytes.extend_from_slice(&arena_len.to_le_bytes());
+        bytes.extend_from_slice(&data_len.to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        format::parse(&bytes).map_err(WriteError::SelfCheck)?;
+        Ok(bytes)
+    }
+}
+
+fn bad_id(t: u16) -> WriteError {
+    WriteError::Invalid(std::format!("tensor id {t} out of range"))
+}

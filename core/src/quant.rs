@@ -1,0 +1,284 @@
+//! Requantisation: turning an i32 accumulator into an int8 activation.
+//!
+//! tract (and so the ONNX files the host runs) computes the combined multiplier in f32 as
+//! `M = (x_scale * w_scale) / y_scale` and rounds `|acc| as f32 * M` to an integer with ties to
+//! even, applying the sign afterwards. Two f32 roundings happen on the way: `|acc| as f32` (when
+//! `|acc| >= 2^24`) and the product. [`Requant`] reproduces exactly that in integer arithmetic, so
+//! the int8 path needs no floating point at run time and agrees with tract bit for bit.
+//!
+//! Rounding rule, named once: [`Requant::apply`] = *f32-product, ties to even, sign-magnitude*.
+
+/// A positive f32 multiplier split at export time into a 24-bit mantissa and a power of two:
+/// `M = mantissa * 2^exponent`, with `mantissa` in `[2^23, 2^24)` (or 0 for `M = 0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requant {
+    pub mantissa: u32,
+    pub exponent: i32,
+}
+
+/// Exponents outside this range are rejected by the model parser; they cover every normal f32.
+pub const MIN_EXPONENT: i32 = -149 - 23;
+pub const MAX_EXPONENT: i32 = 127;
+
+impl Requant {
+    /// Splits a finite, non-negative f32 exactly. Returns `None` for negative, NaN or infinite
+    /// values. Subnormals are represented exactly too (mantissa normalised up, exponent lowered).
+    pub fn from_f32(m: f32) -> Option<Self> {
+        if !m.is_finite() || m < 0.0 {
+            return None;
+        }
+        if m == 0.0 {
+            return Some(Self {
+                mantissa: 0,
+                exponent: 0,
+            });
+        }
+        let bits = m.to_bits();
+        let biased = ((bits >> 23) & 0xff) as i32;
+        let frac = bits & 0x7f_ffff;
+        let (mut mantissa, mut exponent) = if biased == 0 {
+            (frac, -149)
+        } else {
+            (frac | 0x80_0000, biased - 150)
+        };
+        while mantissa < 0x80_0000 {
+            mantissa <<= 1;
+            exponent -= 1;
+        }
+        Some(Self { mantissa, exponent })
+    }
+
+    /// True when the fields could have come from [`Requant::from_f32`].
+    pub fn is_valid(&self) -> bool {
+        if self.mantissa == 0 {
+            return self.exponent == 0;
+        }
+        (0x80_0000..0x100_0000).contains(&self.mantissa)
+            && (MIN_EXPONENT..=MAX_EXPONENT).contains(&self.exponent)
+    }
+
+    /// The multiplier as f32 (for reports and float helpers; not used on the int8 path).
+    pub fn to_f32(&self) -> f32 {
+        // Exact: `mantissa` fits in 24 bits; the power of two is applied in two steps so that
+        // neither factor overflows or underflows on the way.
+        let half = self.exponent / 2;
+        self.mantissa as f32 * pow2(half) * pow2(self.exponent - half)
+    }
+
+    /// `round_ties_even(f32(f32(|acc|) * M)) * sign(acc)`, saturated to i32.
+    pub fn apply(&self, acc: i32) -> i32 {
+        if self.mantissa == 0 || acc == 0 {
+            return 0;
+        }
+        let magnitude = acc.unsigned_abs() as u64;
+        // f32(|acc|): keep 24 significant bits.
+        let a = round_to_significant_bits(magnitude, 24);
+        // The exact product fits in 56 bits; f32(product) keeps 24 significant bits.
+        let p = round_to_significant_bits(a * self.mantissa as u64, 24);
+        let r = if self.exponent >= 0 {
+            // |result| >= 2^23 * 2^exponent: far outside any int8 range; saturate.
+            if self.exponent >= 8 {
+                u64::MAX
+            } else {
+                p << self.exponent
+            }
+        } else {
+            shift_right_ties_even(p, (-self.exponent) as u32)
+        };
+        let r = r.min(i32::MAX as u64) as i32;
+        if acc < 0 { -r } else { r }
+    }
+}
+
+impl Requant {
+    /// `round_ties_even(|acc| * M) * sign(acc)` with the product taken exactly: tract's
+    /// fixed-point path, used when a layer's multiplier is the same for every channel.
+    pub fn apply_exact(&self, acc: i32) -> i32 {
+        if self.mantissa == 0 || acc == 0 {
+            return 0;
+        }
+        let p = acc.unsigned_abs() as u64 * self.mantissa as u64;
+        let r = if self.exponent >= 0 {
+            if self.exponent >= 8 {
+                u64::MAX
+            } else {
+                p << self.exponent
+            }
+        } else {
+            shift_right_ties_even(p, (-self.exponent) as u32)
+        };
+        let r = r.min(i32::MAX as u64) as i32;
+        if acc < 0 { -r } else { r }
+    }
+}
+
+/// `x` rounded to `bits` significant bits, ties to even (the value, not the mantissa).
+fn round_to_significant_bits(x: u64, bits: u32) -> u64 {
+    let len = 64 - x.leading_zeros();
+    if len <= bits {
+        return x;
+    }
+    let shift = len - bits;
+    shift_right_ties_even(x, shift) << shift
+}
+
+/// `round_ties_even(x / 2^shift)`.
+pub fn shift_right_ties_even(x: u64, shift: u32) -> u64 {
+    if shift == 0 {
+        return x;
+    }
+    if shift >= 64 {
+        // x < 2^64 <= 2^shift / 1: below one half unless shift == 64 and x > 2^63.
+        return if shift == 64 && x > (1 << 63) { 1 } else { 0 };
+    }
+    let q = x >> shift;
+    let rem = x & ((1u64 << shift) - 1);
+    let half = 1u64 << (shift - 1);
+    if rem > half || (rem == half && q & 1 == 1) {
+        q + 1
+    } else {
+        q
+    }
+}
+
+fn pow2(e: i32) -> f32 {
+    // Only called with |e| <= ~90 by `to_f32`; clamp keeps it total.
+    let e = e.clamp(-126, 127);
+    f32::from_bits(((e + 127) as u32) << 23)
+}
+
+/// Saturating narrow to int8.
+#[inline]
+pub fn saturate_i8(v: i32) -> i8 {
+    v.clamp(i8::MIN as i32, i8::MAX as i32) as i8
+}
+
+/// Rounds half to even, as ONNX QuantizeLinear and tract do (`f32::round_ties_even` is std-only
+/// on this toolchain's `core`).
+#[inline]
+pub fn round_ties_even_f32(x: f32) -> f32 {
+    libm::rintf(x)
+}
+
+/// ONNX QuantizeLinear for one value as tract evaluates it:
+/// `saturate(round_ties_even(x * (1 / scale)) + zero_point)`, all in f32 (the reciprocal is
+/// rounded to f32 first, which can differ from `x / scale` in the last bit).
+pub fn quantize(x: f32, scale: f32, zero_point: i8) -> i8 {
+    let q = round_ties_even_f32(x * (1.0 / scale));
+    // NaN maps to the zero point; the clamp keeps huge values in range before the cast.
+    let q = if q.is_nan() {
+        0.0
+    } else {
+        q.clamp(-1.0e6, 1.0e6)
+    };
+    saturate_i8(q as i32 + zero_point as i32)
+}
+
+/// ONNX DequantizeLinear for one value: `(q - zero_point) * scale` in f32.
+#[inline]
+pub fn dequantize(q: i8, scale: f32, zero_point: i8) -> f32 {
+    (q as i32 - zero_point as i32) as f32 * scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The float computation tract performs, written the obvious way.
+    fn tract_rule(acc: i32, m: f32) -> i32 {
+        let p = acc.unsigned_abs() as f32 * m;
+        let r = libm::rintf(p);
+        let r = if r >= i32::MAX as f32 {
+            i32::MAX
+        } else {
+            r as i32
+        };
+        if acc < 0 { -r } else { r }
+    }
+
+    #[test]
+    fn splits_and_rebuilds_floats_exactly() {
+        for m in [1.0f32, 0.5, 3.0e-5, 1.0e-38, 1.4e-45, 123.25, 0.0] {
+            let r = Requant::from_f32(m).unwrap();
+            assert!(r.is_valid());
+            assert_eq!(r.to_f32(), m, "{m}");
+        }
+        assert!(Requant::from_f32(-1.0).is_none());
+        assert!(Requant::from_f32(f32::NAN).is_none());
+        assert!(Requant::from_f32(f32::INFINITY).is_none());
+    }
+
+    #[test]
+    fn ties_round_to_even() {
+        let half = Requant::from_f32(0.5).unwrap();
+        assert_eq!(half.apply(1), 0);
+        assert_eq!(half.apply(3), 2);
+        assert_eq!(half.apply(5), 2);
+        assert_eq!(half.apply(-3), -2);
+        assert_eq!(half.apply(-5), -2);
+    }
+
+    #[test]
+    fn large_accumulators_round_through_f32_first() {
+        // 2^24 + 1 is not an f32: it becomes 2^24 before the multiply.
+        let one = Requant::from_f32(1.0).unwrap();
+        assert_eq!(one.apply((1 << 24) + 1), 1 << 24);
+        assert_eq!(one.apply(i32::MIN), -i32::MAX);
+        assert_eq!(one.apply(i32::MIN), tract_rule(i32::MIN, 1.0));
+    }
+
+    #[test]
+    fn exact_rule_rounds_the_true_product() {
+        // 3 * (1/3 as f32) is just above 1 in exact arithmetic; both rules give 1 here, but
+        // at 2^24 + 1 the f32 rule first rounds the accumulator.
+        let m = Requant::from_f32(1.0).unwrap();
+        assert_eq!(m.apply_exact((1 << 24) + 1), (1 << 24) + 1);
+        assert_eq!(m.apply((1 << 24) + 1), 1 << 24);
+        let half = Requant::from_f32(0.5).unwrap();
+        assert_eq!(half.apply_exact(5), 2);
+        assert_eq!(half.apply_exact(7), 4);
+        assert_eq!(half.apply_exact(-7), -4);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn matches_the_f32_rule(acc in any::<i32>(), m in 1.0e-9f32..4.0f32) {
+            let r = Requant::from_f32(m).unwrap();
+            prop_assert_eq!(r.apply(acc), tract_rule(acc, m));
+        }
+
+        #[test]
+        fn matches_the_f32_rule_near_ties(acc in -70_000i32..70_000, k in 1u32..4096, e in 1u32..20) {
+            // multipliers with few mantissa bits produce exact ties often
+            let m = k as f32 / (1u32 << e) as f32;
+            let r = Requant::from_f32(m).unwrap();
+            prop_assert_eq!(r.apply(acc), tract_rule(acc, m));
+        }
+
+        #[test]
+        fn exact_rule_matches_wide_arithmetic(acc in any::<i32>(), m in 1.0e-9f32..4.0f32) {
+            let r = Requant::from_f32(m).unwrap();
+            // exact value acc * m as a ratio of integers, rounded half to even with i128
+            let num = acc.unsigned_abs() as i128 * r.mantissa as i128;
+            let want = if r.exponent >= 0 {
+                num << r.exponent
+            } else {
+                let d = 1i128 << (-r.exponent);
+                let (q, rem) = (num / d, num % d);
+                if 2 * rem > d || (2 * rem == d && q % 2 == 1) { q + 1 } else { q }
+            };
+            let want = want.min(i32::MAX as i128) as i32;
+            let want = if acc < 0 { -want } else { want };
+            prop_assert_eq!(r.apply_exact(acc), want);
+        }
+
+        #[test]
+        fn quantize_inverts_dequantize(q in any::<i8>(), zp in any::<i8>(), s in 1.0e-3f32..1.0) {
+            // (q - zp) stays in range only when it fits; otherwise saturation is expected
+            let x = dequantize(q, s, zp);
+            prop_assert_eq!(quantize(x, s, zp), q);
+        }
+    }
+}

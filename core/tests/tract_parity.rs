@@ -1,0 +1,1 @@
+//! tract parity (see below).

@@ -1,0 +1,3 @@
+fn main() {
+    println!("facegender: not built yet");
+}
