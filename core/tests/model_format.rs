@@ -1,1 +1,160 @@
-//! Model file format tests (see below).
+//! The int8 model file: round trips, the buffer plan, and hostile bytes.
+
+use facegender_core::nn::format::{FormatError, HEADER_LEN, arena_len_of};
+use facegender_core::nn::kernels::Reference;
+use facegender_core::nn::random::{Rng, random_model};
+use facegender_core::nn::write::ModelBuilder;
+use facegender_core::nn::{Model, RunError};
+
+fn model_bytes(seed: u64) -> Vec<u8> {
+    random_model(seed).unwrap().to_bytes().unwrap()
+}
+
+#[test]
+fn write_parse_write_gives_identical_bytes() {
+    for seed in 0..300 {
+        let bytes = model_bytes(seed);
+        let model = Model::parse(&bytes).unwrap();
+        let again = ModelBuilder::from_model(&model).to_bytes().unwrap();
+        assert_eq!(bytes, again, "seed {seed}");
+    }
+}
+
+#[test]
+fn fast_and_reference_kernels_agree_on_whole_models() {
+    for seed in 0..300 {
+        let bytes = model_bytes(seed);
+        let m = Model::parse(&bytes).unwrap();
+        let input = Rng(seed ^ 0xabc).i8s(m.input().shape.len());
+        let mut a1 = vec![0u8; m.arena_len()];
+        let mut a2 = vec![0u8; m.arena_len()];
+        let fast = m.run(&mut a1, &input).unwrap();
+        let slow = m.run_with::<Reference>(&mut a2, &input).unwrap();
+        for k in 0..fast.len() {
+            assert_eq!(fast.get(k), slow.get(k), "seed {seed} output {k}");
+        }
+    }
+}
+
+#[test]
+fn the_plan_reuses_memory_and_the_header_gives_it_at_compile_time() {
+    let mut reused = 0;
+    for seed in 0..100 {
+        let bytes = model_bytes(seed);
+        let m = Model::parse(&bytes).unwrap();
+        let total: usize = (0..m.tensor_count()).map(|t| m.tensor(t).shape.len()).sum();
+        assert!(m.arena_len() <= total.next_multiple_of(4) + 4 * m.tensor_count() as usize);
+        reused += (m.arena_len() < total) as usize;
+        assert_eq!(arena_len_of(&bytes), m.arena_len());
+    }
+    assert!(
+        reused > 30,
+        "the planner should share memory between tensors ({reused}/100)"
+    );
+}
+
+#[test]
+fn run_rejects_small_arenas_and_wrong_inputs() {
+    let bytes = model_bytes(7);
+    let m = Model::parse(&bytes).unwrap();
+    let input = vec![0i8; m.input().shape.len()];
+    let mut small = vec![0u8; m.arena_len() - 1];
+    assert_eq!(
+        m.run(&mut small, &input).err(),
+        Some(RunError::ArenaTooSmall {
+            needed: m.arena_len(),
+            given: m.arena_len() - 1
+        })
+    );
+    let mut arena = vec![0u8; m.arena_len()];
+    assert!(matches!(
+        m.run(&mut arena, &input[1..]),
+        Err(RunError::InputLength { .. })
+    ));
+}
+
+#[test]
+fn header_damage_gives_typed_errors() {
+    let bytes = model_bytes(3);
+    assert_eq!(
+        Model::parse(&bytes[..10]).err(),
+        Some(FormatError::TooShort)
+    );
+    let mut b = bytes.clone();
+    b[0] = b'X';
+    assert_eq!(Model::parse(&b).err(), Some(FormatError::BadMagic));
+    let mut b = bytes.clone();
+    b[4] = 9;
+    assert_eq!(
+        Model::parse(&b).err(),
+        Some(FormatError::UnsupportedVersion(9))
+    );
+    assert!(matches!(
+        Model::parse(&bytes[..bytes.len() - 1]),
+        Err(FormatError::LengthMismatch { .. })
+    ));
+    let mut b = bytes.clone();
+    *b.last_mut().unwrap() ^= 1;
+    assert!(matches!(
+        Model::parse(&b),
+        Err(FormatError::ChecksumMismatch { .. })
+    ));
+}
+
+/// Recomputes the checksum so a mutation reaches the structural checks.
+fn reseal(b: &mut [u8]) {
+    if b.len() >= HEADER_LEN {
+        let len = (b.len() - HEADER_LEN) as u32;
+        b[8..12].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&b[HEADER_LEN..]);
+        b[12..16].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Thousands of damaged files (truncations, bit flips, huge counts, random fields), resealed so
+/// they pass the checksum: parsing never panics, and any model that parses also runs.
+#[test]
+fn mutated_files_never_panic() {
+    let mut rng = Rng(42);
+    let (mut parsed, mut total) = (0, 0);
+    for seed in 0..60 {
+        let original = model_bytes(seed);
+        for _ in 0..100 {
+            let mut b = original.clone();
+            match rng.range(0, 5) {
+                0 => b.truncate(rng.range(0, b.len() as u64) as usize),
+                1 => {
+                    for _ in 0..rng.range(1, 4) {
+                        let i = rng.range(0, b.len() as u64) as usize;
+                        b[i] ^= 1 << rng.range(0, 8);
+                    }
+                }
+                2 => {
+                    // huge or zero counts and sizes in the header
+                    let at = [16usize, 18, 20, 22, 24, 28][rng.range(0, 6) as usize];
+                    let v = [0u8, 0xff][rng.range(0, 2) as usize];
+                    b[at] = v;
+                    b[at + 1] = v;
+                }
+                3 => {
+                    // a random field in a tensor or layer record
+                    let i = rng.range(HEADER_LEN as u64, b.len() as u64) as usize;
+                    b[i] = rng.next_u64() as u8;
+                }
+                _ => b.extend((0..rng.range(1, 64)).map(|_| rng.next_u64() as u8)),
+            }
+            if rng.chance(0.9) {
+                reseal(&mut b);
+            }
+            total += 1;
+            if let Ok(m) = Model::parse(&b) {
+                parsed += 1;
+                let mut arena = vec![0u8; m.arena_len()];
+                let input = vec![1i8; m.input().shape.len()];
+                m.run(&mut arena, &input).expect("a parsed model runs");
+            }
+        }
+    }
+    assert_eq!(total, 6000);
+    eprintln!("{parsed}/{total} mutated files still parsed (and ran)");
+}

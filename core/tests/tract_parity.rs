@@ -1,1 +1,135 @@
-//! tract parity (see below).
+//! The core engine against tract on the same model written as ONNX: equal element for element.
+
+use facegender_core::nn::Model;
+use facegender_core::nn::onnx::{InputKind, TractModel};
+use facegender_core::nn::random::{Rng, random_model};
+
+/// 240 random models (layer mixes, per-channel and uniform scales, odd sizes), one random input
+/// each, plus a second input for the first 20 models.
+#[test]
+fn core_equals_tract_on_random_models() {
+    let mut pairs = 0;
+    let mut elements = 0;
+    for seed in 0..240u64 {
+        let bytes = random_model(seed).unwrap().to_bytes().unwrap();
+        let m = Model::parse(&bytes).unwrap();
+        let tract = TractModel::from_model(&m, InputKind::Int8)
+            .unwrap_or_else(|e| panic!("seed {seed}: tract cannot load the ONNX: {e:?}"));
+        let runs = if seed < 20 { 2 } else { 1 };
+        for r in 0..runs {
+            let input = Rng(seed * 31 + r).i8s(m.input().shape.len());
+            let want = tract.run_i8(&input).unwrap();
+            let mut arena = vec![0u8; m.arena_len()];
+            let got = m.run(&mut arena, &input).unwrap();
+            for (k, w) in want.iter().enumerate() {
+                assert_eq!(
+                    got.get(k).unwrap(),
+                    &w[..],
+                    "seed {seed} run {r} output {k}"
+                );
+                elements += w.len();
+            }
+            pairs += 1;
+        }
+    }
+    assert!(pairs >= 200);
+    eprintln!("{pairs} model/input pairs, {elements} output elements, all equal");
+}
+
+#[test]
+fn float_input_graph_quantises_like_the_core() {
+    for seed in 0..20u64 {
+        let bytes = random_model(seed).unwrap().to_bytes().unwrap();
+        let m = Model::parse(&bytes).unwrap();
+        let tract = TractModel::from_model(&m, InputKind::Float).unwrap();
+        let mut rng = Rng(seed);
+        let x: Vec<f32> = (0..m.input().shape.len())
+            .map(|_| (rng.unit() - 0.5) * 8.0)
+            .collect();
+        let q = m.input().q;
+        let xq: Vec<i8> = x.iter().map(|&v| q.quantize(v)).collect();
+        let mut arena = vec![0u8; m.arena_len()];
+        let got = m.run(&mut arena, &xq).unwrap();
+        let want = tract.run_f32(&x).unwrap();
+        for (k, w) in want.iter().enumerate() {
+            assert_eq!(got.get(k).unwrap(), &w[..], "seed {seed} output {k}");
+        }
+    }
+}
+
+/// Models aimed at the accumulators where tract's two rounding rules (f32 product per channel,
+/// exact product when uniform) disagree, so a kernel using the wrong rule fails here.
+#[test]
+fn core_equals_tract_where_the_rounding_rules_differ() {
+    use facegender_core::nn::write::ModelBuilder;
+    use facegender_core::nn::{Clamp, QParams, Shape, Window};
+    use facegender_core::quant::Requant;
+
+    let mut rng = Rng(99);
+    let (mut models, mut differing) = (0, 0);
+    while models < 40 {
+        let xq = QParams {
+            scale: 0.01 + rng.unit() * 0.05,
+            zero_point: 0,
+        };
+        let yq = QParams {
+            scale: 0.05 + rng.unit() * 0.5,
+            zero_point: 0,
+        };
+        let uniform = models % 2 == 1;
+        let ws0 = 0.001 + rng.unit() * 0.01;
+        let ws = if uniform {
+            vec![ws0, ws0]
+        } else {
+            vec![ws0, ws0 * 1.37]
+        };
+        let m = (ws0 * xq.scale) / yq.scale;
+        let r = Requant::from_f32(m).unwrap();
+        // an accumulator in reach of int8 outputs where the two rules disagree
+        let Some(acc) = (1..200_000)
+            .map(|k| k as i32)
+            .find(|&a| r.apply(a) != r.apply_exact(a) && r.apply_exact(a).abs() < 100)
+        else {
+            continue;
+        };
+        // input 1 x 256 x 1, values -128..127, weight 1: channel 0 sees acc - 128 ..= acc + 127
+        let mut b = ModelBuilder::new(Shape::new(1, 256, 1), xq);
+        let y = b
+            .conv2d(
+                0,
+                Window::valid(1, 1, 1, 1),
+                yq,
+                Clamp::NONE,
+                vec![1, 1],
+                vec![acc, acc],
+                ws,
+            )
+            .unwrap();
+        b.output(y);
+        let bytes = b.to_bytes().unwrap();
+        let model = Model::parse(&bytes).unwrap();
+        let input: Vec<i8> = (-128..=127).map(|v| v as i8).collect();
+        let want = TractModel::from_model(&model, InputKind::Int8)
+            .unwrap()
+            .run_i8(&input)
+            .unwrap();
+        let mut arena = vec![0u8; model.arena_len()];
+        let got = model.run(&mut arena, &input).unwrap();
+        assert_eq!(
+            got.get(0).unwrap(),
+            &want[0][..],
+            "model {models} uniform={uniform}"
+        );
+        differing += (0..256)
+            .filter(|&i| {
+                let a = acc + i - 128;
+                r.apply(a) != r.apply_exact(a)
+            })
+            .count();
+        models += 1;
+    }
+    assert!(
+        differing >= 40,
+        "only {differing} distinguishing accumulators were exercised"
+    );
+}

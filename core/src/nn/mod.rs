@@ -18,6 +18,8 @@ pub mod model;
 #[cfg(feature = "tract")]
 pub mod onnx;
 #[cfg(feature = "std")]
+pub mod random;
+#[cfg(feature = "std")]
 pub mod write;
 
 pub use format::FormatError;

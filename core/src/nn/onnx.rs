@@ -498,7 +498,7 @@ fn anyhow_ensure(ok: bool, msg: &'static str) -> TractResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(tract_onnx::prelude::anyhow!(msg))
+        Err(anyhow::anyhow!(msg))
     }
 }
 
