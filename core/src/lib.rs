@@ -4,6 +4,7 @@
 //! errors on bad bytes or odd sizes.
 //!
 //! - [`ert`]: dlib's 68-point landmark regression trees, bit-compatible with dlib 19.24.
+//! - [`detect`]: BlazeFace anchor decoding and weighted NMS over fixed-capacity buffers.
 //! - [`align`]: openface-style 3-point and least-squares similarity alignment, bilinear warps.
 //! - [`image`]: checked grey and RGB image views.
 //! - [`nn`]: int8 CNN inference (model file format, kernels, buffer plan).
@@ -18,6 +19,7 @@
 extern crate std;
 
 pub mod align;
+pub mod detect;
 pub mod ert;
 pub mod image;
 pub mod nn;

@@ -1,5 +1,13 @@
 //! facegender host tools: the library behind the `facegender` command line.
 //!
-//! Each module holds one stage of the pipeline; `main.rs` is only argument parsing and glue.
+//! Each module holds one stage of the pipeline; `main.rs` is argument parsing and glue.
 
+pub mod align;
+pub mod cli;
 pub mod decode;
+pub mod detect;
+pub mod fsutil;
+pub mod landmarks;
+pub mod models;
+pub mod preprocess;
+pub mod reference;

