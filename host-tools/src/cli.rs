@@ -37,6 +37,24 @@ pub enum Command {
     /// Detect, landmark, align and crop every face photo in class sub-folders.
     #[command(after_help = "Examples:\n  facegender preprocess --input photos/ --output crops/\n  facegender preprocess --input photos/ --output crops/ --crop 64 --align similarity --jobs 2\n\nRe-running the same command resumes: finished images are skipped.")]
     Preprocess(PreprocessArgs),
+    /// Count images per class, find duplicates and unreadable files; drop classes that are too small.
+    #[command(after_help = "Examples:\n  facegender filter --input crops/\n  facegender filter --input crops/ --min-images 10 --report crops-filter.json")]
+    Filter(FilterArgs),
+    /// Split a labelled folder into train/, val/ and test/, stratified, seeded, resumable.
+    #[command(after_help = "Examples:\n  facegender split --input crops/ --output data/ --dry-run\n  facegender split --input crops/ --output data/ --ratios 0.8,0.1,0.1 --seed 42 --link\n  facegender split --input crops/ --output data/ --move --group-by '^(\\d+)_'\n  facegender split --input crops/ --output data/ --rollback\n\nA killed run is finished by running the same command again; --move can be undone with --rollback.")]
+    Split(SplitArgs),
+    /// Write augmented copies of images (and a contact sheet) to see what training sees.
+    #[command(after_help = "Example:\n  facegender augment --input crops/ --output aug/ --per-image 4 --seed 1 --grid sheet.png")]
+    Augment(AugmentArgs),
+    /// Train the classifier (burn, CPU) on a split folder holding train/ and val/.
+    #[command(after_help = "Examples:\n  facegender train --data data/ --out runs/gender\n  facegender train --data data/ --out runs/gender --config configs/gender.toml\n  facegender train --data data/ --out runs/gender --resume\n  facegender train --data data/ --out runs/cmp --compare-backends 5")]
+    Train(TrainArgs),
+    /// Quantise a trained run to int8 and write float ONNX, int8 ONNX and the core model file.
+    #[command(after_help = "Example:\n  facegender export --run runs/gender --calibration data/train --out models/gender")]
+    Export(ExportArgs),
+    /// Evaluate a model on a labelled folder: float, ONNX, int8 (tract) and int8 (core) side by side.
+    #[command(after_help = "Examples:\n  facegender eval --model models/gender --data data/test\n  facegender eval --model models/gender --run runs/gender --data data/test --labels ../shared/data/fairface-train/labels.csv --out eval/")]
+    Eval(EvalArgs),
     /// Fit the map from BlazeFace boxes to dlib boxes on dlib's reference outputs, and measure
     /// landmarks through the whole chain.
     #[command(after_help = "Example:\n  facegender fit-dlib-box --reference ../shared/reference/dlib-68/fairface-train-2000.json")]
@@ -92,4 +110,142 @@ pub struct FitDlibBoxArgs {
     pub threshold: f32,
     #[arg(long, value_enum, default_value_t = Variant::Front)]
     pub detector: Variant,
+}
+
+#[derive(Args, Debug)]
+pub struct FilterArgs {
+    /// Folder with one sub-folder per class.
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Classes with fewer readable, distinct images are dropped.
+    #[arg(long, default_value_t = 10)]
+    pub min_images: usize,
+    /// Where to write the JSON report (read by `split --filter`).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SplitArgs {
+    /// Folder with one sub-folder per class.
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Where train/, val/, test/, manifest.csv and split.json go.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Train, validation and test shares.
+    #[arg(long, default_value = "0.8,0.1,0.1")]
+    pub ratios: String,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Copy files (the default).
+    #[arg(long, group = "mode")]
+    pub copy: bool,
+    /// Move files (resumable; undo with --rollback).
+    #[arg(long, group = "mode")]
+    pub r#move: bool,
+    /// Hard-link files (no extra space; same file system).
+    #[arg(long, group = "mode")]
+    pub link: bool,
+    /// Keep images whose file names give the same regex match (first capture group) together.
+    #[arg(long, conflicts_with = "groups")]
+    pub group_by: Option<String>,
+    /// CSV of `path,group` lines keeping each group in one split.
+    #[arg(long)]
+    pub groups: Option<PathBuf>,
+    /// Use only the images a `filter --report` kept.
+    #[arg(long)]
+    pub filter: Option<PathBuf>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Undo a --move split: put every file back where it came from.
+    #[arg(long, conflicts_with_all = ["dry_run", "copy", "link"])]
+    pub rollback: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AugmentArgs {
+    /// Folder of images (searched recursively).
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Where the augmented copies go (same relative paths, `_augN.png`).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    #[arg(long, default_value_t = 4)]
+    pub per_image: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write a contact sheet (originals and their augmentations) to this PNG.
+    #[arg(long)]
+    pub grid: Option<PathBuf>,
+    /// Rows in the contact sheet.
+    #[arg(long, default_value_t = 8)]
+    pub grid_rows: usize,
+    /// Process at most this many images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Folder with train/ and val/ (each with one sub-folder per class), as `split` writes it.
+    #[arg(long, short)]
+    pub data: PathBuf,
+    /// Run folder: config, history, checkpoints.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Training config (TOML with [model], [train], [augment]); defaults otherwise.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Override train.epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Override train.limit (use at most this many training images).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Instead of training, time this many steps on each CPU backend and print the losses.
+    #[arg(long)]
+    pub compare_backends: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A training run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Labelled images whose activations set the int8 ranges (e.g. data/train).
+    #[arg(long)]
+    pub calibration: PathBuf,
+    /// At most this many calibration images (spread over the folder).
+    #[arg(long, default_value_t = 512)]
+    pub calibration_images: usize,
+    /// Output folder (model.onnx, model-int8.onnx, model.fgi8, model.json).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// An exported model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Also evaluate the float model of this training run.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Labelled folder (one sub-folder per class).
+    #[arg(long, short)]
+    pub data: PathBuf,
+    /// Engines to run (default: all available).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub engines: Vec<crate::eval::Engine>,
+    /// labels.csv with extra attributes (FairFace: age_group, race) for per-group accuracy.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Folder for eval.json and the PNG charts.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

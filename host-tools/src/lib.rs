@@ -3,11 +3,17 @@
 //! Each module holds one stage of the pipeline; `main.rs` is argument parsing and glue.
 
 pub mod align;
+pub mod augment;
 pub mod cli;
+pub mod dataset;
 pub mod decode;
 pub mod detect;
+pub mod eval;
+pub mod export;
 pub mod fsutil;
 pub mod landmarks;
 pub mod models;
+pub mod plot;
 pub mod preprocess;
 pub mod reference;
+pub mod train;

@@ -5,10 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use facegender::cli::{Cli, Command, FitDlibBoxArgs, PreprocessArgs};
+use facegender::cli::{AugmentArgs, Cli, Command, EvalArgs, ExportArgs, FilterArgs, FitDlibBoxArgs, PreprocessArgs, SplitArgs, TrainArgs};
+use facegender::dataset::{filter, split};
 use facegender::detect::BlazeFace;
 use facegender::landmarks::{BoxMap, LandmarkModel};
-use facegender::{models, preprocess, reference};
+use facegender::{augment, fsutil, models, preprocess, reference};
 
 /// Prints a line to stdout; a closed pipe (`| head`) ends the program quietly with success.
 fn out(s: &str) {
@@ -40,6 +41,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Preprocess(a) => preprocess_cmd(a, &models_dir, &dlib_path, !cli.quiet),
         Command::FitDlibBox(a) => fit_dlib_box(a, &models_dir, &dlib_path),
+        Command::Filter(a) => filter_cmd(a),
+        Command::Split(a) => split_cmd(a, !cli.quiet),
+        Command::Augment(a) => augment_cmd(a),
+        Command::Train(a) => train_cmd(a, !cli.quiet),
+        Command::Export(a) => export_cmd(a, !cli.quiet),
+        Command::Eval(a) => eval_cmd(a, !cli.quiet),
     }
 }
 
@@ -90,6 +97,293 @@ fn fit_dlib_box(a: FitDlibBoxArgs, models_dir: &std::path::Path, dlib: &std::pat
             "{name}: landmark error / inter-ocular distance: mean {:.4}, median {:.4}, worst {:.4} over {} faces",
             e.mean_nme, e.median_nme, e.worst_nme, e.detected
         ));
+    }
+    Ok(())
+}
+
+fn filter_cmd(a: FilterArgs) -> anyhow::Result<()> {
+    let report = filter::run(&a.input, a.min_images)?;
+    out(&filter::table(&report));
+    if let Some(path) = a.report {
+        fsutil::write_replace(&path, &serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        out(&format!("report: {}", path.display()));
+    }
+    Ok(())
+}
+
+fn parse_ratios(s: &str) -> anyhow::Result<[f64; 3]> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--ratios {s:?}: expected three numbers like 0.8,0.1,0.1"))?;
+    anyhow::ensure!(v.len() == 3, "--ratios needs three numbers (train, val, test), got {}", v.len());
+    anyhow::ensure!(v.iter().all(|r| r.is_finite() && *r >= 0.0), "--ratios must not be negative");
+    let sum: f64 = v.iter().sum();
+    anyhow::ensure!((sum - 1.0).abs() < 1e-6, "--ratios must add up to 1 (they add up to {sum})");
+    Ok([v[0], v[1], v[2]])
+}
+
+fn split_cmd(a: SplitArgs, progress: bool) -> anyhow::Result<()> {
+    if a.rollback {
+        let n = split::rollback(&a.output, &a.input, progress)?;
+        out(&format!("rolled back: {n} files moved back to {}", a.input.display()));
+        return Ok(());
+    }
+    let ratios = parse_ratios(&a.ratios)?;
+    let (grouping, group_desc) = match (&a.group_by, &a.groups) {
+        (Some(re), _) => (
+            split::Grouping::Regex(regex::Regex::new(re).with_context(|| format!("--group-by {re:?}"))?),
+            Some(format!("regex {re}")),
+        ),
+        (None, Some(f)) => (split::Grouping::Map(split::read_groups(f)?), Some(format!("file {}", f.display()))),
+        (None, None) => (split::Grouping::None, None),
+    };
+    let filter = match &a.filter {
+        Some(p) => Some(serde_json::from_slice::<filter::Report>(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        ).with_context(|| format!("{} is not a filter report", p.display()))?),
+        None => None,
+    };
+    let mode = if a.r#move { split::Mode::Move } else if a.link { split::Mode::Link } else { split::Mode::Copy };
+    let cfg = split::Config {
+        input: a.input,
+        output: a.output,
+        ratios,
+        seed: a.seed,
+        mode,
+        grouping,
+        group_desc,
+        dry_run: a.dry_run,
+        filter,
+        progress,
+    };
+    let (rows, outcome) = split::run(&cfg)?;
+    out(&split::table(&rows));
+    if cfg.dry_run {
+        out(&format!("dry run: {} files would be {:?}d into {}; nothing was changed", rows.len(), mode, cfg.output.display()).to_lowercase());
+        for r in rows.iter().take(10) {
+            out(&format!("  {} -> {}", r.source, r.path));
+        }
+    } else {
+        out(&format!(
+            "{:?}: {} files done now, {} were already done{}; manifest: {}",
+            mode,
+            outcome.done_now,
+            outcome.already_done,
+            if outcome.resumed { " (resumed)" } else { "" },
+            cfg.output.join("manifest.csv").display()
+        ));
+    }
+    Ok(())
+}
+
+fn augment_cmd(a: AugmentArgs) -> anyhow::Result<()> {
+    use image::ImageEncoder;
+    use rayon::prelude::*;
+    anyhow::ensure!(a.input.is_dir(), "{} is not a folder", a.input.display());
+    let mut files = fsutil::image_files(&a.input)?;
+    if let Some(n) = a.limit {
+        files.truncate(n);
+    }
+    anyhow::ensure!(!files.is_empty(), "no images in {}", a.input.display());
+    let aug = augment::Augment::default();
+    let results: Vec<(image::RgbImage, Vec<image::RgbImage>)> = files
+        .par_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let img = facegender::decode::decode_file(f, &Default::default())
+                .with_context(|| f.display().to_string())?;
+            let rel = f.strip_prefix(&a.input).unwrap_or(f);
+            let mut augs = Vec::with_capacity(a.per_image);
+            for k in 0..a.per_image {
+                let seed = a.seed.wrapping_mul(1_000_003).wrapping_add((i * a.per_image + k) as u64);
+                let out_img = aug.apply(&img, seed);
+                let stem = rel.with_extension("");
+                let dst = a.output.join(format!("{}_aug{k}.png", stem.display()));
+                let mut png = Vec::new();
+                image::codecs::png::PngEncoder::new(&mut png).write_image(
+                    out_img.as_raw(),
+                    out_img.width(),
+                    out_img.height(),
+                    image::ExtendedColorType::Rgb8,
+                )?;
+                if !fsutil::write_new(&dst, &png)? {
+                    eprintln!("warning: {} exists; left as it is", dst.display());
+                }
+                augs.push(out_img);
+            }
+            Ok((img, augs))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    out(&format!("wrote {} augmented images to {}", files.len() * a.per_image, a.output.display()));
+    if let Some(grid) = a.grid {
+        let rows: Vec<_> = results.into_iter().take(a.grid_rows).collect();
+        let sheet = augment::contact_sheet(&rows, 96);
+        let mut png = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut png).write_image(
+            sheet.as_raw(),
+            sheet.width(),
+            sheet.height(),
+            image::ExtendedColorType::Rgb8,
+        )?;
+        fsutil::write_replace(&grid, &png).with_context(|| format!("writing {}", grid.display()))?;
+        out(&format!("contact sheet: {}", grid.display()));
+    }
+    Ok(())
+}
+
+fn set_threads(n: usize) {
+    let n = if n == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { n };
+    // burn and the batch builder share rayon's global pool; it can only be sized once
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+}
+
+fn train_cmd(a: TrainArgs, progress: bool) -> anyhow::Result<()> {
+    use facegender::train::{data, training};
+    let mut cfg = match (&a.config, a.resume) {
+        (Some(p), _) => training::TrainConfig::load(p)?,
+        (None, true) if a.out.join("config.toml").exists() => training::TrainConfig::load(&a.out.join("config.toml"))?,
+        _ => training::TrainConfig::default(),
+    };
+    if let Some(e) = a.epochs {
+        cfg.train.epochs = e;
+    }
+    if let Some(l) = a.limit {
+        cfg.train.limit = l;
+    }
+    cfg.validate()?;
+    set_threads(cfg.train.threads);
+    let side = cfg.model.input as u32;
+    let mut train = data::load_split(&a.data.join("train"), None, side, progress)?;
+    if cfg.train.limit > 0 && train.len() > cfg.train.limit {
+        // keep an even spread over the sorted list so both classes stay
+        let step = train.len() as f64 / cfg.train.limit as f64;
+        let keep: Vec<usize> = (0..cfg.train.limit).map(|i| (i as f64 * step) as usize).collect();
+        train.images = keep.iter().map(|&i| train.images[i].clone()).collect();
+        train.labels = keep.iter().map(|&i| train.labels[i]).collect();
+        train.names = keep.iter().map(|&i| train.names[i].clone()).collect();
+        train.paths = keep.iter().map(|&i| train.paths[i].clone()).collect();
+    }
+    if let Some(steps) = a.compare_backends {
+        out("backend   seconds/step   losses");
+        for b in [training::Backend::Flex, training::Backend::Ndarray] {
+            let (secs, losses) = training::time_steps(&cfg, &train, b, steps)?;
+            let l: Vec<String> = losses.iter().map(|l| format!("{l:.4}")).collect();
+            out(&format!("{:<9} {:>12.3}   {}", format!("{b:?}").to_lowercase(), secs, l.join(" ")));
+        }
+        return Ok(());
+    }
+    let val = data::load_split(&a.data.join("val"), Some(&train.classes), side, progress)?;
+    out(&format!(
+        "training on {} images ({:?} per class), validating on {}; {} MACs per image",
+        train.len(),
+        train.class_counts(),
+        val.len(),
+        cfg.model.macs()
+    ));
+    let history = training::train(&cfg, &train, &val, &a.out, a.resume, progress)?;
+    if let Some(best) = history.iter().min_by(|x, y| x.val_loss.total_cmp(&y.val_loss)) {
+        out(&format!(
+            "best epoch {}: validation loss {:.4}, accuracy {:.4}; run folder {}",
+            best.epoch,
+            best.val_loss,
+            best.val_acc,
+            a.out.display()
+        ));
+    }
+    Ok(())
+}
+
+fn export_cmd(a: ExportArgs, progress: bool) -> anyhow::Result<()> {
+    use facegender::train::{data, inference};
+    let trained = inference::Trained::load(&a.run)?;
+    let side = trained.config.model.input as u32;
+    let mut cal = data::load_split(&a.calibration, Some(&trained.classes), side, progress)?;
+    if cal.len() > a.calibration_images {
+        let step = cal.len() as f64 / a.calibration_images as f64;
+        cal.images = (0..a.calibration_images).map(|i| cal.images[(i as f64 * step) as usize].clone()).collect();
+    }
+    let info = facegender::export::export(&a.run, &cal, &a.out)?;
+    out(&format!(
+        "exported to {}: {} classes, {}x{} input, {} MACs, {} bytes of int8 weights, arena {} bytes, model file {} bytes (calibrated on {} images)",
+        a.out.display(),
+        info.classes.len(),
+        info.input,
+        info.input,
+        info.macs,
+        info.weight_bytes,
+        info.arena_bytes,
+        info.model_file_bytes,
+        cal.images.len()
+    ));
+    Ok(())
+}
+
+fn eval_cmd(a: EvalArgs, progress: bool) -> anyhow::Result<()> {
+    use facegender::eval::{self, Engine};
+    use facegender::train::data;
+    let info = eval::export_info(&a.model)?;
+    let split = data::load_split(&a.data, Some(&info.classes), info.input as u32, progress)?;
+    let mut engines = if a.engines.is_empty() {
+        let mut e = vec![Engine::Onnx, Engine::Int8Tract, Engine::Int8Core];
+        if a.run.is_some() {
+            e.insert(0, Engine::Float);
+        }
+        e
+    } else {
+        a.engines.clone()
+    };
+    engines.sort();
+    engines.dedup();
+    let groups = match &a.labels {
+        Some(l) => eval::groups_from_labels(l, &split)?,
+        None => Vec::new(),
+    };
+    let mut outputs = Vec::new();
+    for e in &engines {
+        let o = match e {
+            Engine::Float => eval::run_float(a.run.as_deref().context("--engines float needs --run")?, &split)?,
+            Engine::Onnx => eval::run_onnx(&a.model, &split)?,
+            Engine::Int8Tract => eval::run_int8_tract(&a.model, &split)?,
+            Engine::Int8Core => eval::run_int8_core(&a.model, &split)?,
+        };
+        outputs.push(o);
+    }
+    let metrics: Vec<eval::Metrics> = outputs.iter().map(|o| eval::metrics(o, &split, &groups)).collect();
+    out(&eval::table(&metrics));
+    let mut agreements = Vec::new();
+    for (i, x) in outputs.iter().enumerate() {
+        for y in &outputs[i + 1..] {
+            let g = eval::agreement(x, y);
+            out(&format!(
+                "{:?} vs {:?}: {} label disagreements, max |logit difference| {:.3e}{}",
+                g.a,
+                g.b,
+                g.label_disagreements,
+                g.max_abs_logit_diff,
+                g.int8_mismatches.map_or(String::new(), |m| format!(", {m} images with different int8 logits"))
+            ));
+            agreements.push(g);
+        }
+    }
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir)?;
+        for m in &metrics {
+            let name = serde_json::to_string(&m.engine)?.trim_matches('"').to_string();
+            facegender::plot::confusion_and_roc(
+                &dir.join(format!("eval-{name}.png")),
+                &split.classes,
+                &m.confusion,
+                &m.roc,
+                m.roc_auc.unwrap_or(f64::NAN),
+                &format!("{name}: accuracy {:.4} on {} images", m.accuracy, m.images),
+            )?;
+        }
+        let json = serde_json::json!({ "data": a.data, "model": a.model, "metrics": metrics, "agreement": agreements });
+        fsutil::write_replace(&dir.join("eval.json"), &serde_json::to_vec_pretty(&json)?)?;
+        out(&format!("charts and eval.json in {}", dir.display()));
     }
     Ok(())
 }

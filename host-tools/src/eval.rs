@@ -1,0 +1,367 @@
+//! `facegender eval`: how good a model is, with the same numbers for every engine.
+//!
+//! Engines: the float model in burn (from a run folder), the float ONNX in tract, the int8 ONNX
+//! in tract and the int8 model file in the core. Metrics: accuracy, balanced accuracy, per-class
+//! precision/recall/F1, confusion matrix, ROC AUC (binary), expected calibration error, and
+//! accuracy per group (e.g. race and age from FairFace's labels.csv).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use facegender_core::nn::Model;
+use facegender_core::nn::model::softmax;
+use facegender_core::nn::onnx::{InputKind, TractModel};
+use rayon::prelude::*;
+use serde::Serialize;
+use tract_onnx::prelude::*;
+
+use crate::export::{self, ExportInfo};
+use crate::train::data::Split;
+use crate::train::inference::Trained;
+
+/// An engine that turns crops into class probabilities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// The float model in burn (needs --run).
+    Float,
+    /// The float ONNX through tract.
+    Onnx,
+    /// The int8 ONNX through tract.
+    Int8Tract,
+    /// The int8 model file through facegender-core.
+    Int8Core,
+}
+
+/// Raw outputs of one engine over a split.
+pub struct Outputs {
+    pub engine: Engine,
+    /// `[n][classes]` logits as floats (int8 engines: dequantised).
+    pub logits: Vec<Vec<f32>>,
+    /// int8 engines: the raw int8 logits.
+    pub int8: Option<Vec<Vec<i8>>>,
+}
+
+fn probs(logits: &[f32]) -> Vec<f32> {
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = logits.iter().map(|l| (l - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+/// Runs the float model of `run` on every image.
+pub fn run_float(run: &Path, split: &Split) -> anyhow::Result<Outputs> {
+    let t = Trained::load(run)?;
+    let idx: Vec<usize> = (0..split.len()).collect();
+    let mut logits = Vec::with_capacity(split.len());
+    for chunk in idx.chunks(256) {
+        let v = t.logits(split, chunk)?;
+        let c = v.len() / chunk.len();
+        logits.extend(v.chunks(c).map(<[f32]>::to_vec));
+    }
+    Ok(Outputs { engine: Engine::Float, logits, int8: None })
+}
+
+/// Runs the float ONNX (`model.onnx`) through tract, one image at a time (batch 1).
+pub fn run_onnx(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs> {
+    let path = model_dir.join(export::FLOAT_ONNX);
+    let side = split.images.first().map_or(0, |i| i.width() as usize);
+    let plan = tract_onnx::onnx()
+        .model_for_path(&path)
+        .with_context(|| format!("loading {}", path.display()))?
+        .with_input_fact(0, f32::fact([1, 3, side, side]).into())?
+        .into_optimized()?
+        .into_runnable()?;
+    let logits = split
+        .images
+        .par_iter()
+        .map(|img| {
+            let x = crate::train::data::batch_one_nchw(img);
+            let t = Tensor::from_shape(&[1, 3, side, side], &x)?;
+            let out = plan.run(tvec!(t.into()))?;
+            Ok(out[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
+        })
+        .collect::<TractResult<Vec<_>>>()?;
+    Ok(Outputs { engine: Engine::Onnx, logits, int8: None })
+}
+
+fn int8_outputs(engine: Engine, int8: Vec<Vec<i8>>, model: &Model<'_>) -> Outputs {
+    let q = model.output(0).q;
+    let logits = int8.iter().map(|v| v.iter().map(|&x| q.dequantize(x)).collect()).collect();
+    Outputs { engine, logits, int8: Some(int8) }
+}
+
+/// Runs the int8 ONNX (`model-int8.onnx`) through tract.
+pub fn run_int8_tract(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs> {
+    let bytes = crate::models::read(&model_dir.join(export::CORE_MODEL))?;
+    let model = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let onnx = crate::models::read(&model_dir.join(export::INT8_ONNX))?;
+    let proto: tract_onnx::pb::ModelProto = prost::Message::decode(&onnx[..])?;
+    let outputs = (0..model.output_count()).map(|k| model.output(k).shape).collect();
+    let tract = TractModel::from_proto(&proto, model.input().shape, outputs, InputKind::Float)?;
+    let int8 = split
+        .images
+        .par_iter()
+        .map(|img| Ok(tract.run_f32(&export::nhwc_input(img))?.swap_remove(0)))
+        .collect::<TractResult<Vec<_>>>()?;
+    Ok(int8_outputs(Engine::Int8Tract, int8, &model))
+}
+
+/// The core's int8 input for a crop: `pixel - 128`.
+pub fn core_input(img: &image::RgbImage) -> Vec<i8> {
+    img.as_raw().iter().map(|&p| (p as i16 - 128) as i8).collect()
+}
+
+/// Runs the int8 model file through facegender-core.
+pub fn run_int8_core(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs> {
+    let bytes = crate::models::read(&model_dir.join(export::CORE_MODEL))?;
+    let model = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let int8 = split
+        .images
+        .par_iter()
+        .map_init(
+            || vec![0u8; model.arena_len()],
+            |arena, img| -> anyhow::Result<Vec<i8>> {
+                let out = model.run(arena, &core_input(img)).map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(out.get(0).context("model has no output")?.to_vec())
+            },
+        )
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(int8_outputs(Engine::Int8Core, int8, &model))
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassMetrics {
+    pub class: String,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupAccuracy {
+    pub images: usize,
+    pub accuracy: f64,
+}
+
+/// The figures for one engine.
+#[derive(Clone, Debug, Serialize)]
+pub struct Metrics {
+    pub engine: Engine,
+    pub images: usize,
+    pub accuracy: f64,
+    pub balanced_accuracy: f64,
+    pub per_class: Vec<ClassMetrics>,
+    /// rows: true class, columns: predicted class
+    pub confusion: Vec<Vec<usize>>,
+    pub roc_auc: Option<f64>,
+    /// Expected calibration error, 10 equal-width confidence bins.
+    pub ece: f64,
+    pub brier: f64,
+    /// Accuracy per group, keyed `attribute=value`.
+    pub groups: BTreeMap<String, GroupAccuracy>,
+    #[serde(skip)]
+    pub roc: Vec<(f64, f64)>,
+}
+
+/// Area under the ROC curve by the rank statistic (ties count half), and the curve itself.
+pub fn roc(scores: &[f32], positive: &[bool]) -> (Option<f64>, Vec<(f64, f64)>) {
+    let (np, nn) = (positive.iter().filter(|&&p| p).count(), positive.iter().filter(|&&p| !p).count());
+    if np == 0 || nn == 0 {
+        return (None, Vec::new());
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp, mut auc) = (0usize, 0usize, 0f64);
+    let mut curve = vec![(0.0, 0.0)];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        let (mut dtp, mut dfp) = (0, 0);
+        while j < idx.len() && scores[idx[j]] == scores[idx[i]] {
+            if positive[idx[j]] { dtp += 1 } else { dfp += 1 }
+            j += 1;
+        }
+        // trapezoid over the tied block
+        auc += dfp as f64 * (tp as f64 + dtp as f64 / 2.0);
+        tp += dtp;
+        fp += dfp;
+        curve.push((fp as f64 / nn as f64, tp as f64 / np as f64));
+        i = j;
+    }
+    (Some(auc / (np as f64 * nn as f64)), curve)
+}
+
+/// Metrics from logits; `groups[i]` lists `attribute=value` keys of image `i`.
+pub fn metrics(o: &Outputs, split: &Split, groups: &[Vec<String>]) -> Metrics {
+    let k = split.classes.len();
+    let mut confusion = vec![vec![0usize; k]; k];
+    let mut pos_scores = Vec::new();
+    let (mut ece_bins, mut brier) = (vec![(0f64, 0f64, 0usize); 10], 0f64);
+    let mut group_counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (i, l) in o.logits.iter().enumerate() {
+        let p = probs(l);
+        let pred = (0..k).fold(0, |b, c| if p[c] > p[b] { c } else { b });
+        let truth = split.labels[i];
+        confusion[truth][pred] += 1;
+        if k == 2 {
+            pos_scores.push(p[1]);
+        }
+        let conf = p[pred] as f64;
+        let bin = ((conf * 10.0) as usize).min(9);
+        ece_bins[bin].0 += conf;
+        ece_bins[bin].1 += (pred == truth) as u8 as f64;
+        ece_bins[bin].2 += 1;
+        brier += (0..k).map(|c| (p[c] as f64 - (c == truth) as u8 as f64).powi(2)).sum::<f64>();
+        for g in groups.get(i).into_iter().flatten() {
+            let e = group_counts.entry(g.clone()).or_insert((0, 0));
+            e.0 += 1;
+            e.1 += (pred == truth) as usize;
+        }
+    }
+    let n = o.logits.len().max(1);
+    let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
+    let per_class: Vec<ClassMetrics> = (0..k)
+        .map(|c| {
+            let tp = confusion[c][c] as f64;
+            let support: usize = confusion[c].iter().sum();
+            let predicted: usize = (0..k).map(|t| confusion[t][c]).sum();
+            let precision = if predicted > 0 { tp / predicted as f64 } else { 0.0 };
+            let recall = if support > 0 { tp / support as f64 } else { 0.0 };
+            let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+            ClassMetrics { class: split.classes[c].clone(), precision, recall, f1, support }
+        })
+        .collect();
+    let present: Vec<&ClassMetrics> = per_class.iter().filter(|c| c.support > 0).collect();
+    let balanced = present.iter().map(|c| c.recall).sum::<f64>() / present.len().max(1) as f64;
+    let (roc_auc, curve) = if k == 2 {
+        let positive: Vec<bool> = split.labels.iter().map(|&l| l == 1).collect();
+        roc(&pos_scores, &positive)
+    } else {
+        (None, Vec::new())
+    };
+    let ece = ece_bins.iter().map(|(c, a, m)| if *m > 0 { (*m as f64 / n as f64) * (c / *m as f64 - a / *m as f64).abs() } else { 0.0 }).sum();
+    Metrics {
+        engine: o.engine,
+        images: o.logits.len(),
+        accuracy: correct as f64 / n as f64,
+        balanced_accuracy: balanced,
+        per_class,
+        confusion,
+        roc_auc,
+        ece,
+        brier: brier / n as f64,
+        groups: group_counts
+            .into_iter()
+            .map(|(g, (m, c))| (g, GroupAccuracy { images: m, accuracy: c as f64 / m.max(1) as f64 }))
+            .collect(),
+        roc: curve,
+    }
+}
+
+/// `attribute=value` groups per image from a FairFace-style labels.csv (`path,gender,age_group,
+/// race`), matched on class and file stem (crops keep the photo's relative path).
+pub fn groups_from_labels(labels: &Path, split: &Split) -> anyhow::Result<Vec<Vec<String>>> {
+    let mut r = csv::Reader::from_path(labels).with_context(|| format!("reading {}", labels.display()))?;
+    let headers = r.headers()?.clone();
+    let mut by_key: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for rec in r.records() {
+        let rec = rec?;
+        let path = rec.get(0).unwrap_or_default();
+        let key = Path::new(path).with_extension("").to_string_lossy().into_owned();
+        let attrs = headers
+            .iter()
+            .zip(rec.iter())
+            .skip(1)
+            .filter(|(h, _)| *h != "gender")
+            .map(|(h, v)| format!("{h}={v}"))
+            .collect();
+        by_key.insert(key, attrs);
+    }
+    Ok(split
+        .names
+        .iter()
+        .map(|n| by_key.get(&Path::new(n).with_extension("").to_string_lossy().into_owned()).cloned().unwrap_or_default())
+        .collect())
+}
+
+/// Element-wise agreement between engines: identical int8 logits, and the largest float gap.
+#[derive(Clone, Debug, Serialize)]
+pub struct Agreement {
+    pub a: Engine,
+    pub b: Engine,
+    pub images: usize,
+    /// int8 engines: images whose int8 logits differ anywhere.
+    pub int8_mismatches: Option<usize>,
+    pub max_abs_logit_diff: f64,
+    pub label_disagreements: usize,
+}
+
+pub fn agreement(a: &Outputs, b: &Outputs) -> Agreement {
+    let argmax = |v: &[f32]| (0..v.len()).fold(0, |m, c| if v[c] > v[m] { c } else { m });
+    Agreement {
+        a: a.engine,
+        b: b.engine,
+        images: a.logits.len(),
+        int8_mismatches: match (&a.int8, &b.int8) {
+            (Some(x), Some(y)) => Some(x.iter().zip(y).filter(|(p, q)| p != q).count()),
+            _ => None,
+        },
+        max_abs_logit_diff: a
+            .logits
+            .iter()
+            .zip(&b.logits)
+            .flat_map(|(p, q)| p.iter().zip(q).map(|(x, y)| (x - y).abs() as f64))
+            .fold(0.0, f64::max),
+        label_disagreements: a.logits.iter().zip(&b.logits).filter(|(p, q)| argmax(p) != argmax(q)).count(),
+    }
+}
+
+/// The terminal table for several engines side by side.
+pub fn table(ms: &[Metrics]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = write!(s, "{:<22}", "metric");
+    for m in ms {
+        let _ = write!(s, " {:>11}", serde_json::to_string(&m.engine).unwrap_or_default().trim_matches('"'));
+    }
+    let row = |s: &mut String, name: &str, f: &dyn Fn(&Metrics) -> String| {
+        let _ = write!(s, "\n{name:<22}");
+        for m in ms {
+            let _ = write!(s, " {:>11}", f(m));
+        }
+    };
+    row(&mut s, "images", &|m| m.images.to_string());
+    row(&mut s, "accuracy", &|m| format!("{:.4}", m.accuracy));
+    row(&mut s, "balanced accuracy", &|m| format!("{:.4}", m.balanced_accuracy));
+    row(&mut s, "ROC AUC", &|m| m.roc_auc.map_or("-".into(), |a| format!("{a:.4}")));
+    row(&mut s, "ECE", &|m| format!("{:.4}", m.ece));
+    if let Some(first) = ms.first() {
+        for (c, cm) in first.per_class.iter().enumerate() {
+            row(&mut s, &format!("{} precision", cm.class), &|m| format!("{:.4}", m.per_class[c].precision));
+            row(&mut s, &format!("{} recall", cm.class), &|m| format!("{:.4}", m.per_class[c].recall));
+            row(&mut s, &format!("{} F1", cm.class), &|m| format!("{:.4}", m.per_class[c].f1));
+        }
+        let _ = write!(s, "\nconfusion ({}): rows true, columns predicted", serde_json::to_string(&first.engine).unwrap_or_default().trim_matches('"'));
+        for (c, r) in first.confusion.iter().enumerate() {
+            let _ = write!(s, "\n  {:<10} {:?}", first.per_class[c].class, r);
+        }
+    }
+    s
+}
+
+/// Loads an export folder's info.
+pub fn export_info(model_dir: &Path) -> anyhow::Result<ExportInfo> {
+    let p = model_dir.join(export::INFO);
+    serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("{} is not an exported model folder", model_dir.display()))?)
+        .with_context(|| format!("reading {}", p.display()))
+}
+
+/// Class probabilities from int8 logits (the float helper of the core).
+pub fn int8_probs(logits: &[i8], q: facegender_core::nn::QParams) -> Vec<f32> {
+    let mut p = vec![0f32; logits.len()];
+    softmax(logits, q, &mut p);
+    p
+}

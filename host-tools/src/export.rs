@@ -1,0 +1,387 @@
+//! `facegender export`: a trained run to (a) float ONNX, (b) int8 ONNX and (c) the core's int8
+//! model file, with post-training quantisation done here.
+//!
+//! 1. Batch norm is folded into the preceding convolution.
+//! 2. Weights: symmetric int8 per output channel, `scale = max |w| / 127`.
+//! 3. Activations: a float forward pass over the calibration images records each layer's output
+//!    range (method: minimum and maximum over the calibration set). ReLU outputs get `[0, max]`
+//!    with zero point -128 (so saturation is the ReLU), logits get `[min, max]`.
+//! 4. Biases: int32 with scale `x_scale * w_scale`.
+//! 5. The input is `(pixel - 128) / 128`, i.e. int8 `pixel - 128` with scale 1/128, exactly.
+//!
+//! The int8 ONNX is the core model written as QLinearConv / MaxPool graph
+//! (`facegender_core::nn::onnx`), so core and tract run the same integers.
+
+use std::path::Path;
+
+use anyhow::Context;
+use burn::module::Module;
+use burn::tensor::Tensor;
+use facegender_core::nn::onnx::{InputKind, to_onnx};
+use facegender_core::nn::write::ModelBuilder;
+use facegender_core::nn::{Clamp, Model, QParams, Shape, Window};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil;
+use crate::train::data::{Split, pixel_to_input};
+use crate::train::inference::Trained;
+use crate::train::model::{ConvBn, Net};
+
+/// A layer after batch-norm folding, weights in the core's layouts.
+#[derive(Clone, Debug)]
+pub enum Folded {
+    /// `w`: `[out][k][k][in]`.
+    Conv { w: Vec<f32>, b: Vec<f32>, k: usize, cin: usize, cout: usize },
+    /// `w`: `[k][k][c]`.
+    Depthwise { w: Vec<f32>, b: Vec<f32>, k: usize, c: usize },
+    MaxPool,
+    GlobalAvgPool,
+    /// `w`: `[out][in]`.
+    Linear { w: Vec<f32>, b: Vec<f32>, cin: usize, cout: usize },
+}
+
+fn read(t: Tensor<1>) -> anyhow::Result<Vec<f32>> {
+    t.try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+fn fold_block(block: &ConvBn) -> anyhow::Result<Folded> {
+    let dims = block.conv.weight.dims();
+    let (cout, cin_g, k) = (dims[0], dims[1], dims[2]);
+    let w: Vec<f32> = block.conv.weight.val().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let bias = match &block.conv.bias {
+        Some(b) => read(b.val())?,
+        None => vec![0.0; cout],
+    };
+    let gamma = read(block.bn.gamma.val())?;
+    let beta = read(block.bn.beta.val())?;
+    let mean = read(block.bn.running_mean.value())?;
+    let var = read(block.bn.running_var.value())?;
+    let eps = block.bn.epsilon as f32;
+    let scale: Vec<f32> = (0..cout).map(|o| gamma[o] / (var[o] + eps).sqrt()).collect();
+    let b: Vec<f32> = (0..cout).map(|o| (bias[o] - mean[o]) * scale[o] + beta[o]).collect();
+    // burn: [out][in/groups][kh][kw]
+    let depthwise = cin_g == 1 && block.conv.groups == cout && cout > 1;
+    if depthwise {
+        let mut out = vec![0f32; k * k * cout];
+        for c in 0..cout {
+            for y in 0..k {
+                for x in 0..k {
+                    out[(y * k + x) * cout + c] = w[(c * k + y) * k + x] * scale[c];
+                }
+            }
+        }
+        return Ok(Folded::Depthwise { w: out, b, k, c: cout });
+    }
+    anyhow::ensure!(block.conv.groups == 1, "grouped convolutions other than depthwise are not supported");
+    let cin = cin_g;
+    let mut out = vec![0f32; cout * k * k * cin];
+    for o in 0..cout {
+        for i in 0..cin {
+            for y in 0..k {
+                for x in 0..k {
+                    out[((o * k + y) * k + x) * cin + i] = w[((o * cin + i) * k + y) * k + x] * scale[o];
+                }
+            }
+        }
+    }
+    Ok(Folded::Conv { w: out, b, k, cin, cout })
+}
+
+/// The network as a list of folded layers, in execution order.
+pub fn fold(net: &Net) -> anyhow::Result<Vec<Folded>> {
+    let net = net.valid();
+    let mut layers = Vec::new();
+    let last = net.stages.len() - 1;
+    for (i, s) in net.stages.iter().enumerate() {
+        if let Some(dw) = &s.depthwise {
+            layers.push(fold_block(dw)?);
+        }
+        layers.push(fold_block(&s.conv)?);
+        if i < last {
+            layers.push(Folded::MaxPool);
+        }
+    }
+    layers.push(Folded::GlobalAvgPool);
+    let dims = net.fc.weight.dims(); // [in, out]
+    let (cin, cout) = (dims[0], dims[1]);
+    let w_io: Vec<f32> = net.fc.weight.val().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut w = vec![0f32; cin * cout];
+    for i in 0..cin {
+        for o in 0..cout {
+            w[o * cin + i] = w_io[i * cout + o];
+        }
+    }
+    let b = match &net.fc.bias {
+        Some(b) => read(b.val())?,
+        None => vec![0.0; cout],
+    };
+    layers.push(Folded::Linear { w, b, cin, cout });
+    Ok(layers)
+}
+
+/// Float forward pass of the folded network on one NHWC image; returns every layer's output.
+pub fn float_forward(layers: &[Folded], x: Vec<f32>, side: usize) -> Vec<Vec<f32>> {
+    let (mut h, mut w, mut c) = (side, side, 3usize);
+    let mut cur = x;
+    let mut outs = Vec::with_capacity(layers.len());
+    for l in layers {
+        let next = match l {
+            Folded::Conv { w: wt, b, k, cin, cout } => {
+                let p = k / 2;
+                let mut y = vec![0f32; h * w * cout];
+                for oy in 0..h {
+                    for ox in 0..w {
+                        for o in 0..*cout {
+                            let mut acc = b[o];
+                            for ky in 0..*k {
+                                let iy = oy as isize + ky as isize - p as isize;
+                                if iy < 0 || iy >= h as isize {
+                                    continue;
+                                }
+                                for kx in 0..*k {
+                                    let ix = ox as isize + kx as isize - p as isize;
+                                    if ix < 0 || ix >= w as isize {
+                                        continue;
+                                    }
+                                    let xs = &cur[(iy as usize * w + ix as usize) * cin..][..*cin];
+                                    let ws = &wt[((o * k + ky) * k + kx) * cin..][..*cin];
+                                    acc += xs.iter().zip(ws).map(|(a, b)| a * b).sum::<f32>();
+                                }
+                            }
+                            y[(oy * w + ox) * cout + o] = acc.max(0.0);
+                        }
+                    }
+                }
+                c = *cout;
+                y
+            }
+            Folded::Depthwise { w: wt, b, k, c: ch } => {
+                let p = k / 2;
+                let mut y = vec![0f32; h * w * ch];
+                for oy in 0..h {
+                    for ox in 0..w {
+                        for cc in 0..*ch {
+                            let mut acc = b[cc];
+                            for ky in 0..*k {
+                                let iy = oy as isize + ky as isize - p as isize;
+                                for kx in 0..*k {
+                                    let ix = ox as isize + kx as isize - p as isize;
+                                    if iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize {
+                                        acc += cur[(iy as usize * w + ix as usize) * ch + cc] * wt[(ky * k + kx) * ch + cc];
+                                    }
+                                }
+                            }
+                            y[(oy * w + ox) * ch + cc] = acc.max(0.0);
+                        }
+                    }
+                }
+                y
+            }
+            Folded::MaxPool => {
+                let (oh, ow) = (h / 2, w / 2);
+                let mut y = vec![f32::NEG_INFINITY; oh * ow * c];
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for cc in 0..c {
+                            let mut m = f32::NEG_INFINITY;
+                            for dy in 0..2 {
+                                for dx in 0..2 {
+                                    m = m.max(cur[((2 * oy + dy) * w + 2 * ox + dx) * c + cc]);
+                                }
+                            }
+                            y[(oy * ow + ox) * c + cc] = m;
+                        }
+                    }
+                }
+                (h, w) = (oh, ow);
+                y
+            }
+            Folded::GlobalAvgPool => {
+                let mut y = vec![0f32; c];
+                for px in cur.chunks(c) {
+                    for (a, v) in y.iter_mut().zip(px) {
+                        *a += v;
+                    }
+                }
+                let n = (h * w) as f32;
+                (h, w) = (1, 1);
+                y.into_iter().map(|v| v / n).collect()
+            }
+            Folded::Linear { w: wt, b, cin, cout } => {
+                let y = (0..*cout).map(|o| b[o] + wt[o * cin..(o + 1) * cin].iter().zip(&cur).map(|(a, x)| a * x).sum::<f32>()).collect();
+                c = *cout;
+                y
+            }
+        };
+        outs.push(next.clone());
+        cur = next;
+    }
+    outs
+}
+
+/// An NHWC float input for one crop.
+pub fn nhwc_input(img: &image::RgbImage) -> Vec<f32> {
+    img.as_raw().iter().map(|&p| pixel_to_input(p)).collect()
+}
+
+/// Per-layer output ranges over the calibration images (min, max).
+pub fn calibrate(layers: &[Folded], images: &[image::RgbImage], side: usize) -> Vec<(f32, f32)> {
+    use rayon::prelude::*;
+    images
+        .par_iter()
+        .map(|img| {
+            float_forward(layers, nhwc_input(img), side)
+                .iter()
+                .map(|o| o.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v))))
+                .collect::<Vec<_>>()
+        })
+        .reduce(
+            || vec![(f32::INFINITY, f32::NEG_INFINITY); layers.len()],
+            |a, b| a.iter().zip(&b).map(|(x, y)| (x.0.min(y.0), x.1.max(y.1))).collect(),
+        )
+}
+
+fn relu_q(max: f32) -> QParams {
+    QParams { scale: (max.max(1e-6)) / 255.0, zero_point: -128 }
+}
+
+fn range_q(min: f32, max: f32) -> QParams {
+    let (min, max) = (min.min(0.0), max.max(0.0));
+    let scale = ((max - min) / 255.0).max(1e-6);
+    let zp = (-128.0 - min / scale).round().clamp(-128.0, 127.0) as i8;
+    QParams { scale, zero_point: zp }
+}
+
+/// Symmetric per-channel int8 weights: `(q, scale per channel)`; `w` is `[channels][per]` unless
+/// `channel_last` (depthwise `[k][k][c]`).
+fn quantize_weights(w: &[f32], channels: usize, channel_last: bool) -> (Vec<i8>, Vec<f32>) {
+    let per = w.len() / channels;
+    let idx = |c: usize, j: usize| if channel_last { j * channels + c } else { c * per + j };
+    let scales: Vec<f32> = (0..channels)
+        .map(|c| {
+            let m = (0..per).map(|j| w[idx(c, j)].abs()).fold(0f32, f32::max);
+            if m > 0.0 { m / 127.0 } else { 1.0 }
+        })
+        .collect();
+    let mut q = vec![0i8; w.len()];
+    for c in 0..channels {
+        for j in 0..per {
+            q[idx(c, j)] = (w[idx(c, j)] / scales[c]).round().clamp(-127.0, 127.0) as i8;
+        }
+    }
+    (q, scales)
+}
+
+fn quantize_bias(b: &[f32], x_scale: f32, w_scales: &[f32]) -> Vec<i32> {
+    b.iter()
+        .zip(w_scales)
+        .map(|(&v, &s)| (v as f64 / (x_scale as f64 * s as f64)).round().clamp(-(1 << 30) as f64, (1 << 30) as f64) as i32)
+        .collect()
+}
+
+/// The int8 core model of a folded network, with activation ranges from [`calibrate`].
+pub fn quantize(layers: &[Folded], ranges: &[(f32, f32)], side: usize) -> anyhow::Result<ModelBuilder> {
+    let s = u16::try_from(side)?;
+    let mut b = ModelBuilder::new(Shape::new(s, s, 3), QParams { scale: 1.0 / 128.0, zero_point: 0 });
+    let mut x = 0u16;
+    for (l, &(lo, hi)) in layers.iter().zip(ranges) {
+        let xq = b.qparams(x);
+        let e = |e: facegender_core::nn::write::WriteError| anyhow::anyhow!("{e}");
+        x = match l {
+            Folded::Conv { w, b: bias, k, cout, .. } => {
+                let (qw, ws) = quantize_weights(w, *cout, false);
+                let yq = relu_q(hi);
+                let k = *k as u8;
+                let win = Window { kh: k, kw: k, sh: 1, sw: 1, pad_top: k / 2, pad_left: k / 2, pad_bottom: k / 2, pad_right: k / 2 };
+                b.conv2d(x, win, yq, Clamp::relu(yq), qw, quantize_bias(bias, xq.scale, &ws), ws).map_err(e)?
+            }
+            Folded::Depthwise { w, b: bias, k, c } => {
+                let (qw, ws) = quantize_weights(w, *c, true);
+                let yq = relu_q(hi);
+                let k = *k as u8;
+                let win = Window { kh: k, kw: k, sh: 1, sw: 1, pad_top: k / 2, pad_left: k / 2, pad_bottom: k / 2, pad_right: k / 2 };
+                b.depthwise_conv2d(x, win, yq, Clamp::relu(yq), qw, quantize_bias(bias, xq.scale, &ws), ws).map_err(e)?
+            }
+            Folded::MaxPool => b.max_pool(x, Window::valid(2, 2, 2, 2)).map_err(e)?,
+            Folded::GlobalAvgPool => b.global_avg_pool(x, relu_q(hi)).map_err(e)?,
+            Folded::Linear { w, b: bias, cout, .. } => {
+                let (qw, ws) = quantize_weights(w, *cout, false);
+                let yq = range_q(lo, hi);
+                b.fully_connected(x, yq, Clamp::NONE, qw, quantize_bias(bias, xq.scale, &ws), ws).map_err(e)?
+            }
+        };
+    }
+    b.output(x);
+    Ok(b)
+}
+
+/// What `export` writes next to the models (read by eval, predict and the firmware build).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportInfo {
+    pub classes: Vec<String>,
+    pub input: usize,
+    pub input_scaling: String,
+    pub calibration_images: usize,
+    pub calibration_method: String,
+    pub macs: u64,
+    pub weight_bytes: usize,
+    pub arena_bytes: usize,
+    pub model_file_bytes: usize,
+    pub logits: QParamsInfo,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QParamsInfo {
+    pub scale: f32,
+    pub zero_point: i8,
+}
+
+/// File names inside an exported model folder.
+pub const FLOAT_ONNX: &str = "model.onnx";
+pub const INT8_ONNX: &str = "model-int8.onnx";
+pub const CORE_MODEL: &str = "model.fgi8";
+pub const INFO: &str = "model.json";
+
+/// Runs the export and writes the four files into `out`.
+pub fn export(run: &Path, calibration: &Split, out: &Path) -> anyhow::Result<ExportInfo> {
+    let trained = Trained::load(run)?;
+    let side = trained.config.model.input;
+    let layers = fold(&trained.net)?;
+    let ranges = calibrate(&layers, &calibration.images, side);
+    let core_bytes = quantize(&layers, &ranges, side)?.to_bytes().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = Model::parse(&core_bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let int8_onnx = to_onnx(&model, InputKind::Float).encode_to_vec();
+    let float_onnx = float_onnx(&trained.net, side)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    fsutil::write_replace(&out.join(CORE_MODEL), &core_bytes)?;
+    fsutil::write_replace(&out.join(INT8_ONNX), &int8_onnx)?;
+    fsutil::write_replace(&out.join(FLOAT_ONNX), &float_onnx)?;
+    let q = model.output(0).q;
+    let info = ExportInfo {
+        classes: trained.classes.clone(),
+        input: side,
+        input_scaling: "(pixel - 128) / 128, RGB, NCHW for ONNX; int8 pixel - 128 for the core".into(),
+        calibration_images: calibration.len(),
+        calibration_method: "per-tensor min/max of each layer's float output over the calibration images".into(),
+        macs: model.macs(),
+        weight_bytes: model.weight_bytes(),
+        arena_bytes: model.arena_len(),
+        model_file_bytes: core_bytes.len(),
+        logits: QParamsInfo { scale: q.scale, zero_point: q.zero_point },
+    };
+    fsutil::write_replace(&out.join(INFO), &serde_json::to_vec_pretty(&info)?)?;
+    Ok(info)
+}
+
+/// The float model traced by burn-onnx's exporter (opset 18, logits output).
+pub fn float_onnx(net: &Net, side: usize) -> anyhow::Result<Vec<u8>> {
+    let m = net.valid();
+    let dev = burn::tensor::Device::flex();
+    let m = m.fork(&dev);
+    let sample = Tensor::<4>::zeros([1, 3, side, side], &dev);
+    let onnx = burn_onnx::export::OnnxExporter::new()
+        .export(&m, sample, Net::forward)
+        .map_err(|e| anyhow::anyhow!("burn-onnx export: {e}"))?;
+    Ok(onnx.into_bytes())
+}

@@ -1,0 +1,166 @@
+//! Training data: labelled crops from a split folder, class balancing, online augmentation and
+//! batching into NCHW tensors.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use image::RgbImage;
+use image::imageops::FilterType;
+use indicatif::{ParallelProgressIterator, ProgressBar};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::augment::Augment;
+use crate::dataset;
+use crate::decode::{Limits, decode_file};
+
+/// The network's input scaling: `(pixel - 128) / 128`. In int8 this is exactly `pixel - 128`
+/// with scale 1/128 and zero point 0, so the device needs no float preprocessing.
+pub fn pixel_to_input(p: u8) -> f32 {
+    (p as f32 - 128.0) / 128.0
+}
+
+/// Images of one split, decoded and resized to the network input, with labels.
+pub struct Split {
+    pub classes: Vec<String>,
+    pub images: Vec<RgbImage>,
+    pub labels: Vec<usize>,
+    /// `class/rel` of each image (for per-group reports).
+    pub names: Vec<String>,
+    pub paths: Vec<PathBuf>,
+}
+
+/// Loads `dir/<class>/...`; `classes` fixes the label order (those of the training split).
+pub fn load_split(dir: &Path, classes: Option<&[String]>, side: u32, progress: bool) -> anyhow::Result<Split> {
+    let items = dataset::list(dir)?;
+    let classes: Vec<String> = match classes {
+        Some(c) => c.to_vec(),
+        None => {
+            let mut c: Vec<String> = items.iter().map(|i| i.class.clone()).collect();
+            c.dedup();
+            c
+        }
+    };
+    anyhow::ensure!(!items.is_empty(), "no images in {}", dir.display());
+    let bar = if progress { ProgressBar::new(items.len() as u64) } else { ProgressBar::hidden() };
+    bar.set_message(format!("loading {}", dir.display()));
+    let loaded: Vec<(RgbImage, usize, String, PathBuf)> = items
+        .par_iter()
+        .progress_with(bar)
+        .map(|it| {
+            let label = classes
+                .iter()
+                .position(|c| *c == it.class)
+                .with_context(|| format!("class {} of {} is not among {:?}", it.class, it.path.display(), classes))?;
+            let img = decode_file(&it.path, &Limits::default()).with_context(|| it.path.display().to_string())?;
+            let img = if img.dimensions() == (side, side) {
+                img
+            } else {
+                image::imageops::resize(&img, side, side, FilterType::Triangle)
+            };
+            Ok((img, label, format!("{}/{}", it.class, it.rel), it.path.clone()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut s = Split { classes, images: Vec::new(), labels: Vec::new(), names: Vec::new(), paths: Vec::new() };
+    for (img, l, n, p) in loaded {
+        s.images.push(img);
+        s.labels.push(l);
+        s.names.push(n);
+        s.paths.push(p);
+    }
+    Ok(s)
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Images per class.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut c = vec![0; self.classes.len()];
+        for &l in &self.labels {
+            c[l] += 1;
+        }
+        c
+    }
+}
+
+/// One epoch's order, class-balanced: every class is drawn as often as the largest one
+/// (smaller classes repeat, reshuffled), then everything is shuffled. Seeded by (seed, epoch).
+pub fn balanced_order(labels: &[usize], classes: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l].push(i);
+    }
+    let largest = by_class.iter().map(Vec::len).max().unwrap_or(0);
+    let mut order = Vec::with_capacity(largest * classes);
+    for members in by_class.iter_mut().filter(|m| !m.is_empty()) {
+        let mut taken = 0;
+        while taken < largest {
+            members.shuffle(&mut rng);
+            let n = (largest - taken).min(members.len());
+            order.extend_from_slice(&members[..n]);
+            taken += n;
+        }
+    }
+    order.shuffle(&mut rng);
+    order
+}
+
+/// NCHW floats for the images at `idx`, augmented with per-image seeds when `aug` is given.
+pub fn batch(split: &Split, idx: &[usize], aug: Option<(&Augment, u64)>) -> Vec<f32> {
+    let per: Vec<Vec<f32>> = idx
+        .par_iter()
+        .map(|&i| {
+            let img = match aug {
+                Some((a, seed)) => a.apply(&split.images[i], seed.wrapping_add(i as u64).wrapping_mul(0x2545_f491_4f6c_dd1d)),
+                None => split.images[i].clone(),
+            };
+            batch_one_nchw(&img)
+        })
+        .collect();
+    per.concat()
+}
+
+/// One crop as NCHW floats (batch of one).
+pub fn batch_one_nchw(img: &RgbImage) -> Vec<f32> {
+    let plane = (img.width() * img.height()) as usize;
+    let mut v = vec![0f32; 3 * plane];
+    for (j, p) in img.pixels().enumerate() {
+        for c in 0..3 {
+            v[c * plane + j] = pixel_to_input(p[c]);
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balanced_order_draws_every_class_equally_and_is_seeded() {
+        let labels = [0, 0, 0, 0, 0, 1, 1];
+        let o = balanced_order(&labels, 2, 3, 0);
+        assert_eq!(o.len(), 10);
+        assert_eq!(o.iter().filter(|&&i| labels[i] == 1).count(), 5);
+        assert_eq!(o, balanced_order(&labels, 2, 3, 0));
+        assert_ne!(o, balanced_order(&labels, 2, 3, 1));
+    }
+
+    #[test]
+    fn input_scaling_is_exact_in_int8() {
+        for p in 0..=255u8 {
+            let x = pixel_to_input(p);
+            assert_eq!((x * 128.0).round() as i32, p as i32 - 128);
+        }
+    }
+}

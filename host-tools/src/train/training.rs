@@ -1,0 +1,350 @@
+//! The training loop: config with a seed, AdamW with warm-up and cosine decay, class-balanced
+//! epochs with online augmentation, validation, early stopping, checkpoints and resume. Every
+//! artifact goes to one run folder:
+//!
+//! - `config.toml` (what was used), `classes.json`
+//! - `history.csv` and `history.png` (loss and accuracy, train and validation, per epoch)
+//! - `best.bpk` (lowest validation loss), `last/` (model, optimizer, scheduler, state: resume)
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::lr_scheduler::LrSchedulerConfig;
+use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
+use burn::lr_scheduler::linear::LinearLrSchedulerConfig;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
+use burn::lr_scheduler::LrSchedulerRecord;
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use super::data::{self, Split};
+use super::model::{ModelConfig, Net};
+use crate::augment::Augment;
+use crate::fsutil;
+
+/// burn's CPU backends that build here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// burn-flex: pure-Rust CPU backend (SIMD, rayon).
+    Flex,
+    /// burn-ndarray (deprecated in burn 0.22).
+    Ndarray,
+}
+
+impl Backend {
+    /// The plain (inference) device.
+    #[allow(deprecated)] // Device::ndarray is deprecated in burn 0.22; kept for the comparison
+    pub fn device(self) -> Device {
+        match self {
+            Self::Flex => Device::flex(),
+            Self::Ndarray => Device::ndarray(),
+        }
+    }
+}
+
+/// Optimisation settings (the `[train]` table).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSettings {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub weight_decay: f32,
+    pub warmup_epochs: usize,
+    /// Stop after this many epochs without a lower validation loss.
+    pub patience: usize,
+    pub label_smoothing: f32,
+    pub seed: u64,
+    pub backend: Backend,
+    /// Worker threads (0: all cores).
+    pub threads: usize,
+    /// Use at most this many training images (0: all), e.g. for a smoke run.
+    pub limit: usize,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            epochs: 30,
+            batch: 64,
+            lr: 2e-3,
+            weight_decay: 5e-4,
+            warmup_epochs: 1,
+            patience: 6,
+            label_smoothing: 0.05,
+            seed: 42,
+            backend: Backend::Flex,
+            threads: 0,
+            limit: 0,
+        }
+    }
+}
+
+/// The whole training config (`--config FILE.toml`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    pub train: TrainSettings,
+    pub augment: Augment,
+}
+
+impl TrainConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let s = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&s).with_context(|| format!("{} is not a valid training config", path.display()))
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.model.validate()?;
+        let t = &self.train;
+        anyhow::ensure!(t.epochs >= 1, "train.epochs must be at least 1");
+        anyhow::ensure!((2..=4096).contains(&t.batch), "train.batch must be 2..=4096");
+        anyhow::ensure!(t.lr > 0.0 && t.lr <= 1.0, "train.lr must be in (0, 1]");
+        anyhow::ensure!(t.warmup_epochs < t.epochs, "train.warmup_epochs must be below train.epochs");
+        anyhow::ensure!((0.0..0.5).contains(&t.label_smoothing), "train.label_smoothing must be in [0, 0.5)");
+        Ok(())
+    }
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    pub seconds: f64,
+}
+
+/// Progress saved with the last checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct State {
+    epoch: usize,
+    best_val_loss: f64,
+    best_epoch: usize,
+    history: Vec<EpochStats>,
+}
+
+/// Forces lazy parameter initialisation right after seeding, so the initial weights depend only
+/// on the seed and not on what runs first.
+struct ForceInit;
+impl ModuleVisitor for ForceInit {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+fn optimizer(t: &TrainSettings) -> ModuleOptimizer {
+    // no weight decay on biases and batch-norm scales and shifts
+    let no_decay = ParamGroup::from_regex(r"(^|\.)(bias|gamma|beta)$").expect("valid regex");
+    AdamWConfig::new()
+        .with_weight_decay(t.weight_decay)
+        .with_epsilon(1e-8)
+        .init()
+        .with_group(no_decay, AdamWConfig::new().with_weight_decay(0.0).with_epsilon(1e-8).build(), None)
+}
+
+fn scheduler(t: &TrainSettings, steps_per_epoch: usize) -> anyhow::Result<ModuleLrScheduler> {
+    let warmup = (t.warmup_epochs * steps_per_epoch).max(1);
+    let total = (t.epochs * steps_per_epoch).max(warmup + 1);
+    SequentialLrSchedulerConfig::new(
+        vec![
+            LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(t.lr * 0.05, t.lr, warmup)),
+            LrSchedulerConfig::Cosine(CosineAnnealingLrSchedulerConfig::new(t.lr, total - warmup).with_min_lr(t.lr * 0.01)),
+        ],
+        vec![warmup],
+    )
+    .init()
+    .map_err(anyhow::Error::msg)
+}
+
+/// Mean loss and accuracy of `model` (evaluation mode) over a split.
+pub fn evaluate(model: &Net, split: &Split, batch: usize, device: &Device, loss_fn: &CrossEntropyLoss) -> anyhow::Result<(f64, f64)> {
+    let m = model.valid();
+    let side = split.images.first().map_or(0, |i| i.width() as usize);
+    let (mut loss, mut correct) = (0f64, 0usize);
+    for chunk in (0..split.len()).collect::<Vec<_>>().chunks(batch) {
+        let x = Tensor::<4>::from_data(TensorData::new(data::batch(split, chunk, None), [chunk.len(), 3, side, side]), device);
+        let labels: Vec<i64> = chunk.iter().map(|&i| split.labels[i] as i64).collect();
+        let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [chunk.len()]), device);
+        let logits = m.forward(x);
+        loss += loss_fn.forward(logits.clone(), y).into_scalar::<f32>() as f64 * chunk.len() as f64;
+        let pred: Vec<i64> = logits.argmax(1).squeeze_dim::<1>(1).try_into_vec_as::<i64>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        correct += pred.iter().zip(&labels).filter(|(a, b)| a == b).count();
+    }
+    let n = split.len().max(1) as f64;
+    Ok((loss / n, correct as f64 / n))
+}
+
+/// Trains a model on `train`, validating on `val`, writing everything to `out`.
+pub fn train(cfg: &TrainConfig, train: &Split, val: &Split, out: &Path, resume: bool, progress: bool) -> anyhow::Result<Vec<EpochStats>> {
+    cfg.validate()?;
+    let t = &cfg.train;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let last = out.join("last");
+    let resuming = resume && last.join("state.json").exists();
+    if !resuming && out.join("history.csv").exists() {
+        anyhow::bail!("{} already holds a run; pass --resume to continue it or choose another --out", out.display());
+    }
+    fsutil::write_replace(&out.join("config.toml"), toml::to_string_pretty(cfg)?.as_bytes())?;
+    fsutil::write_replace(&out.join("classes.json"), &serde_json::to_vec(&train.classes)?)?;
+
+    let plain = t.backend.device();
+    let device = plain.clone().autodiff();
+    device.seed(t.seed);
+    let steps_per_epoch = balanced_len(train).div_ceil(t.batch);
+    let mut model = cfg.model.init(&device);
+    model.visit(&mut ForceInit);
+    let mut optim = optimizer(t);
+    let mut sched = scheduler(t, steps_per_epoch)?;
+    let mut state = State { epoch: 0, best_val_loss: f64::INFINITY, best_epoch: 0, history: Vec::new() };
+    if resuming {
+        state = serde_json::from_slice(&std::fs::read(last.join("state.json"))?)?;
+        model = model.try_load_file(last.join("model.bpk")).map_err(|e| anyhow::anyhow!("loading checkpoint: {e:?}"))?;
+        optim = optim.load(last.join("optim.bpk")).map_err(|e| anyhow::anyhow!("loading optimizer: {e:?}"))?;
+        sched = sched.load_record(LrSchedulerRecord::load(last.join("sched.bpk")).map_err(|e| anyhow::anyhow!("loading scheduler: {e:?}"))?);
+        eprintln!("resuming after epoch {} (best validation loss {:.4} at epoch {})", state.epoch, state.best_val_loss, state.best_epoch);
+    }
+    let loss_fn = CrossEntropyLossConfig::new()
+        .with_smoothing((t.label_smoothing > 0.0).then_some(t.label_smoothing))
+        .init(&device);
+    let eval_loss = CrossEntropyLossConfig::new().init(&plain);
+    let side = cfg.model.input;
+    for epoch in state.epoch + 1..=t.epochs {
+        if state.epoch > 0 && epoch - state.best_epoch > t.patience {
+            eprintln!("early stop: no better validation loss for {} epochs", t.patience);
+            break;
+        }
+        let started = Instant::now();
+        let order = data::balanced_order(&train.labels, train.classes.len(), t.seed, epoch);
+        let bar = if progress { ProgressBar::new(order.len() as u64) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:25}] {pos}/{len} {per_sec} ETA {eta} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{}", t.epochs));
+        let (mut loss_sum, mut correct, mut seen, mut lr) = (0f64, 0usize, 0usize, t.lr);
+        for (step, idx) in order.chunks(t.batch).enumerate() {
+            if idx.len() < 2 {
+                continue; // batch norm needs two samples
+            }
+            let seed = t.seed ^ ((epoch * 1_000_003 + step) as u64);
+            let x = Tensor::<4>::from_data(
+                TensorData::new(data::batch(train, idx, Some((&cfg.augment, seed))), [idx.len(), 3, side, side]),
+                &device,
+            );
+            let labels: Vec<i64> = idx.iter().map(|&i| train.labels[i] as i64).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [idx.len()]), &device);
+            let logits = model.forward(x);
+            let loss = loss_fn.forward(logits.clone(), y);
+            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            anyhow::ensure!(loss_value.is_finite(), "training diverged (loss {loss_value}) at epoch {epoch}, step {step}");
+            let pred: Vec<i64> = logits.argmax(1).squeeze_dim::<1>(1).try_into_vec_as::<i64>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let rate = sched.step();
+            lr = rate.base();
+            model = optim.step(rate, model, grads);
+            loss_sum += loss_value * idx.len() as f64;
+            correct += pred.iter().zip(&labels).filter(|(a, b)| a == b).count();
+            seen += idx.len();
+            bar.inc(idx.len() as u64);
+            bar.set_message(format!("loss {:.4} acc {:.3}", loss_sum / seen as f64, correct as f64 / seen as f64));
+        }
+        bar.finish_and_clear();
+        let (val_loss, val_acc) = evaluate(&model, val, 256, &plain, &eval_loss)?;
+        let stats = EpochStats {
+            epoch,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: correct as f64 / seen.max(1) as f64,
+            val_loss,
+            val_acc,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        eprintln!(
+            "epoch {epoch:>3}: train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} | lr {:.2e} | {:.0} s",
+            stats.train_loss, stats.train_acc, val_loss, val_acc, lr, stats.seconds
+        );
+        state.history.push(stats);
+        state.epoch = epoch;
+        if val_loss < state.best_val_loss {
+            state.best_val_loss = val_loss;
+            state.best_epoch = epoch;
+            save_model(&model, &out.join("best.bpk"))?;
+        }
+        // last checkpoint: model, optimizer, scheduler, then the state that points at them
+        std::fs::create_dir_all(&last)?;
+        save_model(&model, &last.join("model.bpk"))?;
+        optim.save(last.join("optim.bpk")).map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
+        sched.to_record().save(last.join("sched.bpk")).map_err(|e| anyhow::anyhow!("saving scheduler: {e:?}"))?;
+        fsutil::write_replace(&last.join("state.json"), &serde_json::to_vec_pretty(&state)?)?;
+        write_history(out, &state.history)?;
+    }
+    Ok(state.history)
+}
+
+fn balanced_len(s: &Split) -> usize {
+    s.class_counts().iter().max().copied().unwrap_or(0) * s.classes.len()
+}
+
+fn save_model(model: &Net, path: &PathBuf) -> anyhow::Result<()> {
+    model.valid().save_file(path).map_err(|e| anyhow::anyhow!("saving {}: {e:?}", path.display()))
+}
+
+/// `history.csv` and `history.png`.
+pub fn write_history(out: &Path, h: &[EpochStats]) -> anyhow::Result<()> {
+    let mut csv = Vec::new();
+    writeln!(csv, "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds")?;
+    for e in h {
+        writeln!(
+            csv,
+            "{},{:.6e},{:.6},{:.6},{:.6},{:.6},{:.1}",
+            e.epoch, e.lr, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.seconds
+        )?;
+    }
+    fsutil::write_replace(&out.join("history.csv"), &csv)?;
+    crate::plot::history(&out.join("history.png"), h)
+}
+
+/// Mean seconds per training step and the losses of `steps` steps on `backend`, for the backend
+/// comparison (`facegender train --compare-backends`).
+pub fn time_steps(cfg: &TrainConfig, train: &Split, backend: Backend, steps: usize) -> anyhow::Result<(f64, Vec<f32>)> {
+    let t = &cfg.train;
+    let device = backend.device().autodiff();
+    device.seed(t.seed);
+    let mut model = cfg.model.init(&device);
+    model.visit(&mut ForceInit);
+    let mut optim = optimizer(t);
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let side = cfg.model.input;
+    let order = data::balanced_order(&train.labels, train.classes.len(), t.seed, 1);
+    let mut losses = Vec::new();
+    let mut elapsed = 0.0;
+    for (step, idx) in order.chunks(t.batch).take(steps + 1).enumerate() {
+        let images = data::batch(train, idx, None);
+        let labels: Vec<i64> = idx.iter().map(|&i| train.labels[i] as i64).collect();
+        let started = Instant::now();
+        let x = Tensor::<4>::from_data(TensorData::new(images, [idx.len(), 3, side, side]), &device);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [idx.len()]), &device);
+        let loss = loss_fn.forward(model.forward(x), y);
+        losses.push(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(t.lr, model, grads);
+        if step > 0 {
+            elapsed += started.elapsed().as_secs_f64(); // the first step warms caches up
+        }
+    }
+    Ok((elapsed / steps.max(1) as f64, losses))
+}
