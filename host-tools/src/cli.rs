@@ -55,6 +55,9 @@ pub enum Command {
     /// Evaluate a model on a labelled folder: float, ONNX, int8 (tract) and int8 (core) side by side.
     #[command(after_help = "Examples:\n  facegender eval --model models/gender --data data/test\n  facegender eval --model models/gender --run runs/gender --data data/test --labels ../shared/data/fairface-train/labels.csv --out eval/")]
     Eval(EvalArgs),
+    /// Find every face in photos and classify it with the int8 model.
+    #[command(after_help = "Examples:\n  facegender predict photo.jpg\n  facegender predict photos/ --json > faces.jsonl\n  facegender predict group.jpg --annotate out/\n\nExit status: 0 when every input was read, 3 when some could not be, 1 on other errors.")]
+    Predict(PredictArgs),
     /// Fit the map from BlazeFace boxes to dlib boxes on dlib's reference outputs, and measure
     /// landmarks through the whole chain.
     #[command(after_help = "Example:\n  facegender fit-dlib-box --reference ../shared/reference/dlib-68/fairface-train-2000.json")]
@@ -226,6 +229,12 @@ pub struct ExportArgs {
     /// Output folder (model.onnx, model-int8.onnx, model.fgi8, model.json).
     #[arg(long)]
     pub out: PathBuf,
+    /// The alignment the training crops were made with (recorded for predict).
+    #[arg(long, value_enum, default_value_t = AlignMethod::InnerEyesBottomLip)]
+    pub align: AlignMethod,
+    /// The `preprocess --scale` the training crops were made with.
+    #[arg(long, default_value_t = 1.0)]
+    pub crop_scale: f64,
 }
 
 #[derive(Args, Debug)]
@@ -248,4 +257,30 @@ pub struct EvalArgs {
     /// Folder for eval.json and the PNG charts.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Photos or folders (searched recursively).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Exported model folder (default: the shipped models/gender).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// One JSON object per photo on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write each photo with boxes, landmarks and labels drawn into this folder.
+    #[arg(long)]
+    pub annotate: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Variant::Front)]
+    pub detector: Variant,
+    #[arg(long, default_value_t = crate::detect::DEFAULT_THRESHOLD)]
+    pub threshold: f32,
+    /// Faces narrower than this (pixels) are reported too_small, not classified.
+    #[arg(long, default_value_t = 32.0)]
+    pub min_face: f32,
+    /// Faces whose top class probability is lower are reported uncertain, without a label.
+    #[arg(long, default_value_t = 0.6)]
+    pub min_probability: f32,
 }

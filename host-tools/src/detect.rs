@@ -15,7 +15,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use facegender_core::detect::{self, AnchorSpec, Detection, KEYPOINTS};
 use image::RgbImage;
-use image::imageops::FilterType;
 use prost::Message;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -155,68 +154,72 @@ impl Letterbox {
     }
 }
 
-/// Averages `f` x `f` blocks (a cheap anti-aliasing step before a large downscale).
-fn shrink(img: &RgbImage, f: u32) -> RgbImage {
-    let (w, h) = ((img.width() / f).max(1), (img.height() / f).max(1));
-    let mut out = RgbImage::new(w, h);
-    for (x, y, p) in out.enumerate_pixels_mut() {
-        let mut acc = [0u32; 3];
-        for dy in 0..f {
-            for dx in 0..f {
-                let q = img.get_pixel((x * f + dx).min(img.width() - 1), (y * f + dy).min(img.height() - 1));
-                for k in 0..3 {
-                    acc[k] += q[k] as u32;
-                }
+/// Weights of a separable triangle (tent) filter resampling `src` samples to `dst`: its
+/// support widens with the shrink factor, so shrinking averages instead of aliasing.
+fn tent_weights(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = src as f32 / dst as f32;
+    let support = scale.max(1.0);
+    (0..dst)
+        .map(|o| {
+            let centre = (o as f32 + 0.5) * scale - 0.5;
+            let lo = ((centre - support).floor() as isize).max(0) as usize;
+            let hi = ((centre + support).ceil() as usize).min(src - 1);
+            let mut w: Vec<f32> = (lo..=hi).map(|i| (1.0 - (i as f32 - centre).abs() / support).max(0.0)).collect();
+            let sum: f32 = w.iter().sum();
+            if sum > 0.0 {
+                w.iter_mut().for_each(|v| *v /= sum);
             }
-        }
-        *p = image::Rgb(acc.map(|a| ((a + f * f / 2) / (f * f)) as u8));
-    }
-    out
+            (lo, w)
+        })
+        .collect()
 }
 
-/// The detector input: the photo letterboxed into `size` x `size` (bilinear, pixel centres
-/// aligned), HWC, scaled to [-1, 1]; padding is 0 (mid-grey).
+/// The detector input: the photo letterboxed into `size` x `size` (tent-filter resize), HWC,
+/// scaled to [-1, 1]; padding is 0 (mid-grey).
 pub fn input_tensor(img: &RgbImage, size: u32, margin: f32) -> (Vec<f32>, Letterbox) {
     let lb = Letterbox::new(img.width(), img.height(), size, margin);
-    let factor = (0.5 / lb.scale).floor() as u32;
-    let small;
-    let (src, k) = if factor >= 2 {
-        small = shrink(img, factor);
-        (&small, factor as f32)
-    } else {
-        (img, 1.0)
-    };
-    let (w, h) = (src.width() as f32, src.height() as f32);
-    let raw = src.as_raw();
-    let stride = src.width() as usize * 3;
-    let mut x = vec![0f32; (size * size * 3) as usize];
-    for v in 0..size {
-        // photo pixel centre (in `src` pixels) under detector pixel centre
-        let sy = ((v as f32 + 0.5 - lb.pad_y) / lb.scale) / k - 0.5;
-        if sy < -0.5 || sy > h - 0.5 {
-            continue;
-        }
-        let sy = sy.clamp(0.0, h - 1.0);
-        let (y0, fy) = (sy.floor() as usize, sy - sy.floor());
-        let y1 = (y0 + 1).min(h as usize - 1);
-        for u in 0..size {
-            let sx = ((u as f32 + 0.5 - lb.pad_x) / lb.scale) / k - 0.5;
-            if sx < -0.5 || sx > w - 0.5 {
-                continue;
+    let (sw, sh) = (img.width() as usize, img.height() as usize);
+    let w = ((sw as f32 * lb.scale).round() as usize).clamp(1, size as usize);
+    let h = ((sh as f32 * lb.scale).round() as usize).clamp(1, size as usize);
+    // place it where the letterbox says, rounded to whole pixels (and so is the map back)
+    let size = size as usize;
+    let (px, py) = ((size - w) / 2, (size - h) / 2);
+    let lb = Letterbox { scale: w as f32 / sw as f32, pad_x: px as f32, pad_y: py as f32, size: size as f32 };
+    let (wx, wy) = (tent_weights(sw, w), tent_weights(sh, h));
+    let raw = img.as_raw();
+    // horizontal pass: sh rows of w pixels
+    let mut tmp = vec![0f32; sh * w * 3];
+    for y in 0..sh {
+        let row = &raw[y * sw * 3..(y + 1) * sw * 3];
+        for (x, (lo, ws)) in wx.iter().enumerate() {
+            let mut acc = [0f32; 3];
+            for (k, &wt) in ws.iter().enumerate() {
+                let p = &row[(lo + k) * 3..(lo + k) * 3 + 3];
+                for c in 0..3 {
+                    acc[c] += wt * p[c] as f32;
+                }
             }
-            let sx = sx.clamp(0.0, w - 1.0);
-            let (x0, fx) = (sx.floor() as usize, sx - sx.floor());
-            let x1 = (x0 + 1).min(w as usize - 1);
-            let at = ((v * size + u) * 3) as usize;
+            tmp[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&acc);
+        }
+    }
+    // vertical pass into the padded tensor
+    let mut out = vec![0f32; size * size * 3];
+    for (y, (lo, ws)) in wy.iter().enumerate() {
+        for x in 0..w {
+            let mut acc = [0f32; 3];
+            for (k, &wt) in ws.iter().enumerate() {
+                let p = &tmp[((lo + k) * w + x) * 3..((lo + k) * w + x) * 3 + 3];
+                for c in 0..3 {
+                    acc[c] += wt * p[c];
+                }
+            }
+            let at = ((y + py) * size + x + px) * 3;
             for c in 0..3 {
-                let p = |yy: usize, xx: usize| raw[yy * stride + xx * 3 + c] as f32;
-                let top = p(y0, x0) + fx * (p(y0, x1) - p(y0, x0));
-                let bottom = p(y1, x0) + fx * (p(y1, x1) - p(y1, x0));
-                x[at + c] = (top + fy * (bottom - top)) / 127.5 - 1.0;
+                out[at + c] = acc[c] / 127.5 - 1.0;
             }
         }
     }
-    (x, lb)
+    (out, lb)
 }
 
 /// BlazeFace, loaded and optimised.

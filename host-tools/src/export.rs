@@ -320,7 +320,12 @@ pub fn quantize(layers: &[Folded], ranges: &[(f32, f32)], side: usize) -> anyhow
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExportInfo {
     pub classes: Vec<String>,
+    /// Side of the aligned crop the model takes.
     pub input: usize,
+    /// How crops were aligned for training (predict aligns the same way).
+    pub align: crate::align::AlignMethod,
+    /// The `--scale` preprocess used.
+    pub crop_scale: f64,
     pub input_scaling: String,
     pub calibration_images: usize,
     pub calibration_method: String,
@@ -344,7 +349,7 @@ pub const CORE_MODEL: &str = "model.fgi8";
 pub const INFO: &str = "model.json";
 
 /// Runs the export and writes the four files into `out`.
-pub fn export(run: &Path, calibration: &Split, out: &Path) -> anyhow::Result<ExportInfo> {
+pub fn export(run: &Path, calibration: &Split, out: &Path, align: crate::align::AlignMethod, crop_scale: f64) -> anyhow::Result<ExportInfo> {
     let trained = Trained::load(run)?;
     let side = trained.config.model.input;
     let layers = fold(&trained.net)?;
@@ -361,6 +366,8 @@ pub fn export(run: &Path, calibration: &Split, out: &Path) -> anyhow::Result<Exp
     let info = ExportInfo {
         classes: trained.classes.clone(),
         input: side,
+        align,
+        crop_scale,
         input_scaling: "(pixel - 128) / 128, RGB, NCHW for ONNX; int8 pixel - 128 for the core".into(),
         calibration_images: calibration.len(),
         calibration_method: "per-tensor min/max of each layer's float output over the calibration images".into(),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use facegender::cli::{AugmentArgs, Cli, Command, EvalArgs, ExportArgs, FilterArgs, FitDlibBoxArgs, PreprocessArgs, SplitArgs, TrainArgs};
+use facegender::cli::{AugmentArgs, Cli, Command, EvalArgs, ExportArgs, PredictArgs, FilterArgs, FitDlibBoxArgs, PreprocessArgs, SplitArgs, TrainArgs};
 use facegender::dataset::{filter, split};
 use facegender::detect::BlazeFace;
 use facegender::landmarks::{BoxMap, LandmarkModel};
@@ -25,6 +25,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Partial>().is_some() => {
+            eprintln!("warning: {e}");
+            ExitCode::from(EXIT_SOME_FAILED)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
@@ -34,6 +38,19 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Exit status when some inputs could not be read (the rest were processed).
+const EXIT_SOME_FAILED: u8 = 3;
+
+/// An error that carries its own exit status.
+#[derive(Debug)]
+struct Partial(String);
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Partial {}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let models_dir = models::models_dir(cli.models.as_deref());
@@ -47,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train_cmd(a, !cli.quiet),
         Command::Export(a) => export_cmd(a, !cli.quiet),
         Command::Eval(a) => eval_cmd(a, !cli.quiet),
+        Command::Predict(a) => predict_cmd(a, &models_dir, &dlib_path, !cli.quiet),
     }
 }
 
@@ -305,7 +323,7 @@ fn export_cmd(a: ExportArgs, progress: bool) -> anyhow::Result<()> {
         let step = cal.len() as f64 / a.calibration_images as f64;
         cal.images = (0..a.calibration_images).map(|i| cal.images[(i as f64 * step) as usize].clone()).collect();
     }
-    let info = facegender::export::export(&a.run, &cal, &a.out)?;
+    let info = facegender::export::export(&a.run, &cal, &a.out, a.align, a.crop_scale)?;
     out(&format!(
         "exported to {}: {} classes, {}x{} input, {} MACs, {} bytes of int8 weights, arena {} bytes, model file {} bytes (calibrated on {} images)",
         a.out.display(),
@@ -384,6 +402,49 @@ fn eval_cmd(a: EvalArgs, progress: bool) -> anyhow::Result<()> {
         let json = serde_json::json!({ "data": a.data, "model": a.model, "metrics": metrics, "agreement": agreements });
         fsutil::write_replace(&dir.join("eval.json"), &serde_json::to_vec_pretty(&json)?)?;
         out(&format!("charts and eval.json in {}", dir.display()));
+    }
+    Ok(())
+}
+
+fn predict_cmd(a: PredictArgs, models_dir: &std::path::Path, dlib: &std::path::Path, progress: bool) -> anyhow::Result<()> {
+    use facegender::predict;
+    use indicatif::ParallelProgressIterator;
+    use rayon::prelude::*;
+    anyhow::ensure!((0.0..=1.0).contains(&a.min_probability), "--min-probability must be in [0, 1]");
+    let model_dir = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
+    let info = facegender::eval::export_info(&model_dir)?;
+    let bytes = models::read(&model_dir.join(facegender::export::CORE_MODEL))?;
+    let model = facegender_core::nn::Model::parse(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", model_dir.join(facegender::export::CORE_MODEL).display()))?;
+    let classifier = predict::Classifier { model, info };
+    let detector = BlazeFace::load(models_dir, a.detector)?;
+    let lm = LandmarkModel::load(dlib)?;
+    let sp = lm.predictor()?;
+    let m = preprocess::Models { detector: &detector, landmarks: &sp, box_map: BoxMap::FITTED };
+    let cfg = predict::Config { threshold: a.threshold, min_face: a.min_face, min_probability: a.min_probability };
+    let inputs = predict::expand_inputs(&a.inputs)?;
+    if let Some(dir) = &a.annotate {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let bar = if progress && inputs.len() > 1 { indicatif::ProgressBar::new(inputs.len() as u64) } else { indicatif::ProgressBar::hidden() };
+    let results: Vec<predict::ImageResult> = inputs
+        .par_iter()
+        .progress_with(bar.clone())
+        .map(|p| predict::predict_image(&m, &classifier, &cfg, p, a.annotate.as_deref()))
+        .collect();
+    bar.finish_and_clear();
+    for r in &results {
+        if a.json {
+            out(&serde_json::to_string(r)?);
+        } else {
+            for l in predict::lines(r) {
+                out(&l);
+            }
+        }
+    }
+    let failed = results.iter().filter(|r| r.status == "unreadable").count();
+    if failed > 0 {
+        return Err(Partial(format!("{failed} of {} inputs could not be read", results.len())).into());
     }
     Ok(())
 }

@@ -1,0 +1,186 @@
+//! `facegender bench`: where the time goes, per stage, and images per second on one thread and
+//! on all threads; plus the int8 engines head to head (core vs tract, batch 1, one thread).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use facegender_core::nn::Model;
+use facegender_core::nn::onnx::{InputKind, TractModel};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::decode::{Limits, decode_file};
+use crate::eval::core_input;
+use crate::export;
+use crate::landmarks;
+use crate::predict::Classifier;
+use crate::preprocess::Models;
+
+/// Mean milliseconds per image for each stage (one thread).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stages {
+    pub decode: f64,
+    pub detect: f64,
+    pub landmarks: f64,
+    pub align: f64,
+    pub classify_core: f64,
+    pub classify_tract: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub images: usize,
+    pub faces: usize,
+    pub stage_ms: Stages,
+    /// Whole chain (decode to label, core classifier) on one thread.
+    pub images_per_second_1_thread: f64,
+    pub threads: usize,
+    pub images_per_second_all_threads: f64,
+    /// The classifier alone, batch 1, one thread, repeated on one crop.
+    pub classifier_core_us: f64,
+    pub classifier_tract_us: f64,
+    /// tract time / core time (above 1: the core is faster).
+    pub core_speedup_over_tract: f64,
+    pub landmarks_us_per_face: f64,
+    pub align_us_per_face: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The full chain on one photo with the core classifier; returns the number of faces.
+fn chain(m: &Models<'_>, c: &Classifier<'_>, path: &Path, arena: &mut [u8]) -> anyhow::Result<usize> {
+    let img = decode_file(path, &Limits::default())?;
+    let faces = crate::preprocess::faces_with_landmarks(m, &img, crate::detect::DEFAULT_THRESHOLD, None)?;
+    for f in &faces {
+        let crop = c.crop(&img, &f.landmarks)?;
+        c.classify(&crop, arena)?;
+    }
+    Ok(faces.len())
+}
+
+/// Runs the benchmark over `files` (stages and throughput) and the engine comparison.
+pub fn run(m: &Models<'_>, c: &Classifier<'_>, model_dir: &Path, files: &[PathBuf], repeats: usize) -> anyhow::Result<BenchReport> {
+    let bytes = crate::models::read(&model_dir.join(export::CORE_MODEL))?;
+    let model = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tract = TractModel::from_model(&model, InputKind::Int8)?;
+    let mut arena = vec![0u8; model.arena_len()];
+    let mut t = Stages::default();
+    let (mut faces, mut crops) = (0usize, Vec::new());
+    for f in files {
+        let s = Instant::now();
+        let img = decode_file(f, &Limits::default())?;
+        t.decode += ms(s.elapsed());
+        let s = Instant::now();
+        let dets = m.detector.detect(&img, crate::detect::DEFAULT_THRESHOLD)?;
+        t.detect += ms(s.elapsed());
+        let grey = landmarks::intensity(&img);
+        for d in &dets {
+            let s = Instant::now();
+            let pts = landmarks::predict(m.landmarks, &grey, img.width(), img.height(), m.box_map.rect(d))?;
+            t.landmarks += ms(s.elapsed());
+            let s = Instant::now();
+            let crop = c.crop(&img, &pts)?;
+            t.align += ms(s.elapsed());
+            let input = core_input(&crop);
+            let s = Instant::now();
+            model.run(&mut arena, &input).map_err(|e| anyhow::anyhow!("{e}"))?;
+            t.classify_core += ms(s.elapsed());
+            let s = Instant::now();
+            tract.run_i8(&input)?;
+            t.classify_tract += ms(s.elapsed());
+            crops.push(input);
+            faces += 1;
+        }
+    }
+    let n = files.len().max(1) as f64;
+    let per_image = Stages {
+        decode: t.decode / n,
+        detect: t.detect / n,
+        landmarks: t.landmarks / n,
+        align: t.align / n,
+        classify_core: t.classify_core / n,
+        classify_tract: t.classify_tract / n,
+    };
+    let nf = faces.max(1) as f64;
+
+    // throughput: one thread, then all threads
+    let s = Instant::now();
+    for f in files {
+        chain(m, c, f, &mut arena)?;
+    }
+    let one = files.len() as f64 / s.elapsed().as_secs_f64();
+    let threads = rayon::current_num_threads();
+    let s = Instant::now();
+    files
+        .par_iter()
+        .map_init(|| vec![0u8; model.arena_len()], |a, f| chain(m, c, f, a))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let all = files.len() as f64 / s.elapsed().as_secs_f64();
+
+    // engines head to head on the same crop, batch 1, this thread only
+    let probe = crops.first().cloned().unwrap_or_else(|| vec![0i8; model.input().shape.len()]);
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let s = Instant::now();
+        for _ in 0..repeats {
+            f();
+        }
+        s.elapsed().as_secs_f64() * 1e6 / repeats as f64
+    };
+    let core_us = time(&mut || {
+        let _ = model.run(&mut arena, &probe);
+    });
+    let tract_us = time(&mut || {
+        let _ = tract.run_i8(&probe);
+    });
+    Ok(BenchReport {
+        images: files.len(),
+        faces,
+        stage_ms: per_image,
+        images_per_second_1_thread: one,
+        threads,
+        images_per_second_all_threads: all,
+        classifier_core_us: core_us,
+        classifier_tract_us: tract_us,
+        core_speedup_over_tract: tract_us / core_us,
+        landmarks_us_per_face: t.landmarks * 1e3 / nf,
+        align_us_per_face: t.align * 1e3 / nf,
+    })
+}
+
+/// The terminal table.
+pub fn table(r: &BenchReport) -> String {
+    let s = &r.stage_ms;
+    format!(
+        "{} images, {} faces\n\
+         stage (one thread)         ms/image\n\
+         decode                     {:>8.3}\n\
+         detect (BlazeFace, tract)  {:>8.3}\n\
+         landmarks (dlib ERT, core) {:>8.3}\n\
+         align + crop (core)        {:>8.3}\n\
+         classify, int8 core        {:>8.3}\n\
+         classify, int8 tract       {:>8.3}\n\
+         whole chain, 1 thread      {:>8.1} images/s\n\
+         whole chain, {} threads     {:>8.1} images/s\n\
+         classifier alone, batch 1, 1 thread: core {:.1} us, tract {:.1} us, core is {:.2}x tract's speed\n\
+         landmarks {:.1} us per face, align {:.1} us per face",
+        r.images,
+        r.faces,
+        s.decode,
+        s.detect,
+        s.landmarks,
+        s.align,
+        s.classify_core,
+        s.classify_tract,
+        r.images_per_second_1_thread,
+        r.threads,
+        r.images_per_second_all_threads,
+        r.classifier_core_us,
+        r.classifier_tract_us,
+        r.core_speedup_over_tract,
+        r.landmarks_us_per_face,
+        r.align_us_per_face
+    )
+}

@@ -1,0 +1,221 @@
+//! `facegender predict`: photos in, one line per face out (box, label, probability).
+//!
+//! The chain is the training chain: decode, BlazeFace, dlib-style box, 68 landmarks, the same
+//! alignment and crop the model was trained on (recorded in `model.json`), then the int8 model in
+//! `facegender-core`. Faces narrower than `--min-face` pixels are reported `too_small` and faces
+//! whose top probability is below `--min-probability` are reported `uncertain`; neither gets a
+//! label.
+
+use std::path::{Path, PathBuf};
+
+use facegender_core::nn::Model;
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::align;
+use crate::decode::{Limits, decode_file};
+use crate::eval::{core_input, int8_probs};
+use crate::export::ExportInfo;
+use crate::preprocess::{Models, faces_with_landmarks};
+
+/// Settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub threshold: f32,
+    pub min_face: f32,
+    pub min_probability: f32,
+}
+
+/// What was found for one face.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaceResult {
+    pub face: usize,
+    /// x0, y0, x1, y1 in photo pixels.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    pub score: f32,
+    /// `ok`, `too_small` or `uncertain`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Probability of the top class (also when uncertain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logits: Option<Vec<i8>>,
+    #[serde(skip)]
+    pub landmarks: Vec<[i32; 2]>,
+}
+
+/// What was found in one photo.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageResult {
+    pub image: PathBuf,
+    /// `ok`, `no_face` or `unreadable`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub faces: Vec<FaceResult>,
+}
+
+/// The classifier and what it expects.
+pub struct Classifier<'a> {
+    pub model: Model<'a>,
+    pub info: ExportInfo,
+}
+
+impl Classifier<'_> {
+    /// Aligned crop of a face as the model saw them in training.
+    pub fn crop(&self, img: &RgbImage, landmarks: &[facegender_core::ert::Point]) -> anyhow::Result<RgbImage> {
+        let side = self.info.input as u32;
+        let a = align::transform(landmarks, self.info.align, side, self.info.crop_scale)?;
+        align::crop(img, &a, side)
+    }
+
+    /// int8 logits and class probabilities of a crop.
+    pub fn classify(&self, crop: &RgbImage, arena: &mut [u8]) -> anyhow::Result<(Vec<i8>, Vec<f32>)> {
+        let out = self.model.run(arena, &core_input(crop)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let logits = out.get(0).ok_or_else(|| anyhow::anyhow!("model has no output"))?.to_vec();
+        let q = self.model.output(0).q;
+        let p = int8_probs(&logits, q);
+        Ok((logits, p))
+    }
+}
+
+/// Runs the chain on one photo.
+pub fn predict_image(m: &Models<'_>, c: &Classifier<'_>, cfg: &Config, path: &Path, annotate: Option<&Path>) -> ImageResult {
+    let mut r = ImageResult { image: path.to_path_buf(), status: "ok", error: None, faces: Vec::new() };
+    let img = match decode_file(path, &Limits::default()) {
+        Ok(i) => i,
+        Err(e) => {
+            r.status = "unreadable";
+            r.error = Some(e.to_string());
+            return r;
+        }
+    };
+    let faces = match faces_with_landmarks(m, &img, cfg.threshold, None) {
+        Ok(f) => f,
+        Err(e) => {
+            r.status = "unreadable";
+            r.error = Some(e.to_string());
+            return r;
+        }
+    };
+    if faces.is_empty() {
+        r.status = "no_face";
+    }
+    let mut arena = vec![0u8; c.model.arena_len()];
+    for (i, f) in faces.iter().enumerate() {
+        let mut fr = FaceResult {
+            face: i,
+            bbox: f.face.bbox,
+            score: f.face.score,
+            status: "ok",
+            label: None,
+            probability: None,
+            logits: None,
+            landmarks: f.landmarks.iter().map(|p| [p.x, p.y]).collect(),
+        };
+        if f.face.width() < cfg.min_face {
+            fr.status = "too_small";
+        } else {
+            match c.crop(&img, &f.landmarks).and_then(|crop| c.classify(&crop, &mut arena)) {
+                Ok((logits, p)) => {
+                    let best = (0..p.len()).fold(0, |b, k| if p[k] > p[b] { k } else { b });
+                    fr.probability = Some(p[best]);
+                    fr.logits = Some(logits);
+                    if p[best] < cfg.min_probability {
+                        fr.status = "uncertain";
+                    } else {
+                        fr.label = c.info.classes.get(best).cloned();
+                    }
+                }
+                Err(e) => {
+                    fr.status = "uncertain";
+                    r.error = Some(e.to_string());
+                }
+            }
+        }
+        r.faces.push(fr);
+    }
+    if let Some(dir) = annotate {
+        if let Err(e) = annotate_image(&img, &r, dir) {
+            r.error = Some(format!("annotation: {e}"));
+        }
+    }
+    r
+}
+
+/// Writes the photo with boxes, landmarks and labels drawn on it to `dir/<name>.png`.
+pub fn annotate_image(img: &RgbImage, r: &ImageResult, dir: &Path) -> anyhow::Result<PathBuf> {
+    use plotters::prelude::*;
+    let (w, h) = img.dimensions();
+    let mut buf = img.as_raw().clone();
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let thick = (w.max(h) / 300).max(2);
+        let font = ((w.max(h) / 30).max(12)) as i32;
+        for f in &r.faces {
+            let color = match (f.status, f.label.as_deref()) {
+                ("ok", Some("female")) => RGBColor(230, 60, 160),
+                ("ok", _) => RGBColor(40, 120, 240),
+                _ => RGBColor(160, 160, 160),
+            };
+            let b = f.bbox.map(|v| v.round() as i32);
+            root.draw(&Rectangle::new([(b[0], b[1]), (b[2], b[3])], color.stroke_width(thick)))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            for p in &f.landmarks {
+                root.draw(&Circle::new((p[0], p[1]), thick.max(2), color.filled())).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
+            let text = match (&f.label, f.probability) {
+                (Some(l), Some(p)) => format!("{l} {:.0}%", 100.0 * p),
+                _ => f.status.replace('_', " "),
+            };
+            let y = (b[1] - font - 4).max(0);
+            root.draw(&Text::new(text, (b[0], y), ("sans-serif", font).into_font().color(&color)))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    let out = RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow::anyhow!("buffer size"))?;
+    let name = r.image.file_stem().map_or("image".into(), |s| s.to_string_lossy().into_owned());
+    let path = dir.join(format!("{name}.png"));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(out).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    crate::fsutil::write_replace(&path, &png)?;
+    Ok(path)
+}
+
+/// Every image named on the command line (folders searched recursively), in order.
+pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for i in inputs {
+        if i.is_dir() {
+            out.extend(crate::fsutil::image_files(i)?);
+        } else {
+            out.push(i.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A human-readable line per face.
+pub fn lines(r: &ImageResult) -> Vec<String> {
+    match r.status {
+        "unreadable" => vec![format!("{}: unreadable: {}", r.image.display(), r.error.as_deref().unwrap_or(""))],
+        "no_face" => vec![format!("{}: no face found", r.image.display())],
+        _ => r
+            .faces
+            .iter()
+            .map(|f| {
+                let b = f.bbox.map(|v| v.round() as i32);
+                let what = match (&f.label, f.probability) {
+                    (Some(l), Some(p)) => format!("{l} (p = {p:.3})"),
+                    (None, Some(p)) => format!("{} (top p = {p:.3})", f.status),
+                    _ => f.status.to_string(),
+                };
+                format!("{} face {}: box [{}, {}, {}, {}] score {:.2}: {what}", r.image.display(), f.face, b[0], b[1], b[2], b[3], f.score)
+            })
+            .collect(),
+    }
+}
