@@ -58,6 +58,17 @@ pub enum Command {
     /// Find every face in photos and classify it with the int8 model.
     #[command(after_help = "Examples:\n  facegender predict photo.jpg\n  facegender predict photos/ --json > faces.jsonl\n  facegender predict group.jpg --annotate out/\n\nExit status: 0 when every input was read, 3 when some could not be, 1 on other errors.")]
     Predict(PredictArgs),
+    /// Time every stage (decode, detect, landmarks, align, classify with core and tract) and the
+    /// whole chain on one and on all threads.
+    #[command(after_help = "Example:\n  facegender bench --input samples/fairface --limit 200 --json bench.json")]
+    Bench(BenchArgs),
+    /// The whole pipeline on the bundled sample: preprocess, filter, split, a short training,
+    /// export, eval on every engine, and the firmware in QEMU.
+    #[command(after_help = "Example:\n  facegender demo            (what scripts/demo runs)\n  facegender demo --workdir /tmp/demo")]
+    Demo(DemoArgs),
+    /// Build the firmware for a model, boot it in QEMU, compare with the host and print its size.
+    #[command(after_help = "Example:\n  facegender firmware --model models/gender")]
+    Firmware(FirmwareArgs),
     /// Fit the map from BlazeFace boxes to dlib boxes on dlib's reference outputs, and measure
     /// landmarks through the whole chain.
     #[command(after_help = "Example:\n  facegender fit-dlib-box --reference ../shared/reference/dlib-68/fairface-train-2000.json")]
@@ -283,4 +294,40 @@ pub struct PredictArgs {
     /// Faces whose top class probability is lower are reported uncertain, without a label.
     #[arg(long, default_value_t = 0.6)]
     pub min_probability: f32,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Folder of photos (searched recursively).
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Use the first N photos.
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    /// Exported model folder (default: the shipped models/gender).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Repetitions for the classifier head-to-head.
+    #[arg(long, default_value_t = 200)]
+    pub repeats: usize,
+    /// Also write the figures as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Labelled photos to run on (default: the bundled samples/fairface).
+    #[arg(long)]
+    pub sample: Option<PathBuf>,
+    /// Where every artifact goes (replaced if it exists).
+    #[arg(long, default_value = "out/demo")]
+    pub workdir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct FirmwareArgs {
+    /// Exported model folder with firmware-crops/ (default: the shipped models/gender).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::align::AlignMethod;
 use crate::dataset::{filter, split};
-use crate::eval::{self, core_input};
+use crate::eval;
 use crate::export;
 use crate::firmware;
 use crate::fsutil;

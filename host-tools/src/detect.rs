@@ -317,3 +317,62 @@ pub fn postprocess(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proto(variant: Variant) -> ModelProto {
+        let path = crate::models::models_dir(None).join("blazeface").join(variant.file_name());
+        let bytes = crate::models::read_checked(&path, variant.sha256()).expect("scripts/setup fetches BlazeFace");
+        ModelProto::decode(&bytes[..]).unwrap()
+    }
+
+    #[test]
+    fn the_patch_gives_every_constant_of_shape_an_f32_zero() {
+        for (variant, expected) in [(Variant::Front, 11), (Variant::Back, 2)] {
+            let mut p = proto(variant);
+            let g = p.graph.as_mut().unwrap();
+            assert_eq!(patch_constant_of_shape(g), expected, "{variant:?}");
+            assert_eq!(patch_constant_of_shape(g), 0, "patching twice changes nothing");
+            for n in g.node.iter().filter(|n| n.op_type == "ConstantOfShape") {
+                let t = n.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref()).unwrap();
+                assert_eq!((t.data_type, &t.float_data[..]), (DataType::Float as i32, &[0.0f32][..]));
+            }
+        }
+    }
+
+    #[test]
+    fn unpatched_files_do_not_load_as_published() {
+        // the reason for the patch: tract types the padding as f64 and the Concat fails
+        let p = proto(Variant::Front);
+        let loaded = tract_onnx::onnx().model_for_proto_model(&p).and_then(|m| m.into_optimized());
+        assert!(loaded.is_err(), "tract now reads ConstantOfShape's default as f32: the patch may go");
+    }
+
+    #[test]
+    fn letterbox_maps_back_to_photo_pixels() {
+        let lb = Letterbox::new(200, 100, 128, 0.0);
+        let (x, y) = lb.to_photo(0.5, 0.5);
+        assert!((x - 100.0).abs() < 1e-3 && (y - 50.0).abs() < 1e-3);
+        let lb = Letterbox::new(100, 100, 128, 0.3);
+        let (x0, _) = lb.to_photo(0.0, 0.0);
+        assert!((x0 + 30.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn finds_the_face_in_bundled_photos() {
+        let bf = BlazeFace::load(&crate::models::models_dir(None), Variant::Front).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/fairface");
+        let files = crate::fsutil::image_files(&dir).unwrap();
+        assert_eq!(files.len(), 300);
+        let found = files
+            .iter()
+            .filter(|f| {
+                let img = crate::decode::decode_file(f, &Default::default()).unwrap();
+                !bf.detect(&img, DEFAULT_THRESHOLD).unwrap().is_empty()
+            })
+            .count();
+        assert!(found >= 297, "face found in {found} of 300 photos");
+    }
+}

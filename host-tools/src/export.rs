@@ -32,7 +32,7 @@ use crate::train::model::{ConvBn, Net};
 #[derive(Clone, Debug)]
 pub enum Folded {
     /// `w`: `[out][k][k][in]`.
-    Conv { w: Vec<f32>, b: Vec<f32>, k: usize, cin: usize, cout: usize },
+    Conv { w: Vec<f32>, b: Vec<f32>, k: usize, stride: usize, cin: usize, cout: usize },
     /// `w`: `[k][k][c]`.
     Depthwise { w: Vec<f32>, b: Vec<f32>, k: usize, c: usize },
     MaxPool,
@@ -85,20 +85,20 @@ fn fold_block(block: &ConvBn) -> anyhow::Result<Folded> {
             }
         }
     }
-    Ok(Folded::Conv { w: out, b, k, cin, cout })
+    Ok(Folded::Conv { w: out, b, k, stride: block.conv.stride[0], cin, cout })
 }
 
 /// The network as a list of folded layers, in execution order.
 pub fn fold(net: &Net) -> anyhow::Result<Vec<Folded>> {
     let net = net.valid();
     let mut layers = Vec::new();
-    let last = net.stages.len() - 1;
-    for (i, s) in net.stages.iter().enumerate() {
+    anyhow::ensure!(net.avg.is_none(), "average-pooled models are not exported yet");
+    for (s, &pool) in net.stages.iter().zip(&net.pool_after) {
         if let Some(dw) = &s.depthwise {
             layers.push(fold_block(dw)?);
         }
         layers.push(fold_block(&s.conv)?);
-        if i < last {
+        if pool {
             layers.push(Folded::MaxPool);
         }
     }
@@ -127,20 +127,21 @@ pub fn float_forward(layers: &[Folded], x: Vec<f32>, side: usize) -> Vec<Vec<f32
     let mut outs = Vec::with_capacity(layers.len());
     for l in layers {
         let next = match l {
-            Folded::Conv { w: wt, b, k, cin, cout } => {
+            Folded::Conv { w: wt, b, k, stride, cin, cout } => {
                 let p = k / 2;
-                let mut y = vec![0f32; h * w * cout];
-                for oy in 0..h {
-                    for ox in 0..w {
+                let (oh, ow) = ((h + 2 * p - k) / stride + 1, (w + 2 * p - k) / stride + 1);
+                let mut y = vec![0f32; oh * ow * cout];
+                for oy in 0..oh {
+                    for ox in 0..ow {
                         for o in 0..*cout {
                             let mut acc = b[o];
                             for ky in 0..*k {
-                                let iy = oy as isize + ky as isize - p as isize;
+                                let iy = (oy * stride) as isize + ky as isize - p as isize;
                                 if iy < 0 || iy >= h as isize {
                                     continue;
                                 }
                                 for kx in 0..*k {
-                                    let ix = ox as isize + kx as isize - p as isize;
+                                    let ix = (ox * stride) as isize + kx as isize - p as isize;
                                     if ix < 0 || ix >= w as isize {
                                         continue;
                                     }
@@ -149,11 +150,11 @@ pub fn float_forward(layers: &[Folded], x: Vec<f32>, side: usize) -> Vec<Vec<f32
                                     acc += xs.iter().zip(ws).map(|(a, b)| a * b).sum::<f32>();
                                 }
                             }
-                            y[(oy * w + ox) * cout + o] = acc.max(0.0);
+                            y[(oy * ow + ox) * cout + o] = acc.max(0.0);
                         }
                     }
                 }
-                c = *cout;
+                (h, w, c) = (oh, ow, *cout);
                 y
             }
             Folded::Depthwise { w: wt, b, k, c: ch } => {
@@ -289,11 +290,11 @@ pub fn quantize(layers: &[Folded], ranges: &[(f32, f32)], side: usize) -> anyhow
         let xq = b.qparams(x);
         let e = |e: facegender_core::nn::write::WriteError| anyhow::anyhow!("{e}");
         x = match l {
-            Folded::Conv { w, b: bias, k, cout, .. } => {
+            Folded::Conv { w, b: bias, k, stride, cout, .. } => {
                 let (qw, ws) = quantize_weights(w, *cout, false);
                 let yq = relu_q(hi);
-                let k = *k as u8;
-                let win = Window { kh: k, kw: k, sh: 1, sw: 1, pad_top: k / 2, pad_left: k / 2, pad_bottom: k / 2, pad_right: k / 2 };
+                let (k, s) = (*k as u8, *stride as u8);
+                let win = Window { kh: k, kw: k, sh: s, sw: s, pad_top: k / 2, pad_left: k / 2, pad_bottom: k / 2, pad_right: k / 2 };
                 b.conv2d(x, win, yq, Clamp::relu(yq), qw, quantize_bias(bias, xq.scale, &ws), ws).map_err(e)?
             }
             Folded::Depthwise { w, b: bias, k, c } => {

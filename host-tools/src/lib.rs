@@ -4,8 +4,10 @@
 
 pub mod align;
 pub mod augment;
+pub mod bench;
 pub mod cli;
 pub mod dataset;
+pub mod demo;
 pub mod decode;
 pub mod detect;
 pub mod eval;

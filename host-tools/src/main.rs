@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use facegender::cli::{AugmentArgs, Cli, Command, EvalArgs, ExportArgs, PredictArgs, FilterArgs, FitDlibBoxArgs, PreprocessArgs, SplitArgs, TrainArgs};
+use facegender::cli::{AugmentArgs, BenchArgs, Cli, DemoArgs, FirmwareArgs, Command, EvalArgs, ExportArgs, PredictArgs, FilterArgs, FitDlibBoxArgs, PreprocessArgs, SplitArgs, TrainArgs};
 use facegender::dataset::{filter, split};
 use facegender::detect::BlazeFace;
 use facegender::landmarks::{BoxMap, LandmarkModel};
@@ -65,6 +65,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => export_cmd(a, !cli.quiet),
         Command::Eval(a) => eval_cmd(a, !cli.quiet),
         Command::Predict(a) => predict_cmd(a, &models_dir, &dlib_path, !cli.quiet),
+        Command::Bench(a) => bench_cmd(a, &models_dir, &dlib_path),
+        Command::Demo(a) => demo_cmd(a, &models_dir, &dlib_path, !cli.quiet),
+        Command::Firmware(a) => firmware_cmd(a, &models_dir),
     }
 }
 
@@ -446,5 +449,62 @@ fn predict_cmd(a: PredictArgs, models_dir: &std::path::Path, dlib: &std::path::P
     if failed > 0 {
         return Err(Partial(format!("{failed} of {} inputs could not be read", results.len())).into());
     }
+    Ok(())
+}
+
+fn load_classifier(model_dir: &std::path::Path) -> anyhow::Result<(facegender::export::ExportInfo, Vec<u8>)> {
+    let info = facegender::eval::export_info(model_dir)?;
+    let bytes = models::read(&model_dir.join(facegender::export::CORE_MODEL))?;
+    Ok((info, bytes))
+}
+
+fn bench_cmd(a: BenchArgs, models_dir: &std::path::Path, dlib: &std::path::Path) -> anyhow::Result<()> {
+    use facegender::{bench, predict};
+    let model_dir = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
+    let (info, bytes) = load_classifier(&model_dir)?;
+    let model = facegender_core::nn::Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let classifier = predict::Classifier { model, info };
+    let detector = BlazeFace::load(models_dir, facegender::detect::Variant::Front)?;
+    let lm = LandmarkModel::load(dlib)?;
+    let sp = lm.predictor()?;
+    let m = preprocess::Models { detector: &detector, landmarks: &sp, box_map: BoxMap::FITTED };
+    let mut files = fsutil::image_files(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
+    files.truncate(a.limit);
+    anyhow::ensure!(!files.is_empty(), "no images in {}", a.input.display());
+    let report = bench::run(&m, &classifier, &model_dir, &files, a.repeats.max(1))?;
+    out(&bench::table(&report));
+    if let Some(p) = a.json {
+        fsutil::write_replace(&p, &serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+fn demo_cmd(a: DemoArgs, models_dir: &std::path::Path, dlib: &std::path::Path, progress: bool) -> anyhow::Result<()> {
+    let sample = a.sample.unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/fairface"));
+    let detector = BlazeFace::load(models_dir, facegender::detect::Variant::Front)?;
+    let lm = LandmarkModel::load(dlib)?;
+    let sp = lm.predictor()?;
+    let m = preprocess::Models { detector: &detector, landmarks: &sp, box_map: BoxMap::FITTED };
+    let (report, _) = facegender::demo::run(models_dir, &m, &sample, &a.workdir, progress)?;
+    out(&facegender::demo::summary(&report));
+    Ok(())
+}
+
+fn firmware_cmd(a: FirmwareArgs, models_dir: &std::path::Path) -> anyhow::Result<()> {
+    use facegender::firmware;
+    let model_dir = a.model.unwrap_or_else(|| models_dir.join("gender"));
+    let (ok, total, instructions, log) = facegender::demo::firmware_check(&model_dir)?;
+    for l in log.lines().filter(|l| l.contains("crop=") || l.contains("model:") || l.contains("stack")) {
+        out(l.trim());
+    }
+    let elf = firmware::firmware_dir().join("target/thumbv7em-none-eabihf/release/classify");
+    let s = firmware::sizes(&elf)?;
+    let stack = firmware::parse_stack(&log).unwrap_or(0) as u64;
+    out(&format!("{ok}/{total} crops equal to the host (label and int8 logits); {} instructions per inference (QEMU -icount)", instructions.unwrap_or(0)));
+    out(&format!(
+        "size: .text {} + .rodata {} + .vector_table {} + .data {} = flash {} bytes; .data {} + .bss {} + .uninit {} + stack {} = RAM {} bytes",
+        s.text, s.rodata, s.vector_table, s.data, s.flash(), s.data, s.bss, s.uninit, stack, s.static_ram() + stack
+    ));
+    anyhow::ensure!(total > 0 && ok == total, "firmware and host disagree");
     Ok(())
 }

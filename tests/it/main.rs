@@ -1,4 +1,11 @@
 //! One integration-test binary; each module guards one part of the product.
 
+mod cli;
+mod firmware;
+mod landmarks;
 mod no_std;
+mod predict;
+mod preprocess;
+mod split;
 mod support;
+mod training;

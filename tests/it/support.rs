@@ -15,9 +15,13 @@ pub fn shared() -> PathBuf {
     root().join("../shared")
 }
 
-/// The `facegender` binary built for this test run.
+/// The `facegender` binary of this build. `host-tools` has an integration test of its own, so
+/// `cargo test --workspace` always builds the binary next to this test executable's folder.
 pub fn facegender() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_facegender"));
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>/deps").join("facegender");
+    assert!(bin.exists(), "{} is missing: run the tests with cargo test --workspace", bin.display());
+    let mut c = Command::new(bin);
     c.current_dir(root());
     c
 }
@@ -40,4 +44,17 @@ pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(root());
     c
+}
+
+/// The first `n` bundled sample photos of a class, sorted.
+pub fn sample_photos(class: &str, n: usize) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("samples/fairface").join(class))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    v.sort();
+    v.truncate(n);
+    v
 }

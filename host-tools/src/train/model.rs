@@ -6,7 +6,7 @@
 //! and symmetric (1 on every side), which the int8 core reproduces exactly.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -23,11 +23,16 @@ pub struct ModelConfig {
     pub depthwise: bool,
     pub dropout: f64,
     pub classes: usize,
+    /// Down-sample with 2x2 average pooling instead of max pooling.
+    pub avg_pool: bool,
+    /// Stride of the first convolution; with 2 it replaces the first pooling (halving the
+    /// largest activation, which bounds the device's RAM).
+    pub stem_stride: usize,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { input: 64, widths: vec![16, 32, 64, 128], depthwise: false, dropout: 0.2, classes: 2 }
+        Self { input: 64, widths: vec![16, 32, 64, 128], depthwise: false, dropout: 0.2, classes: 2, avg_pool: false, stem_stride: 1 }
     }
 }
 
@@ -41,9 +46,14 @@ pub struct ConvBn {
 
 impl ConvBn {
     pub fn new(cin: usize, cout: usize, k: usize, groups: usize, device: &Device) -> Self {
+        Self::strided(cin, cout, k, 1, groups, device)
+    }
+
+    pub fn strided(cin: usize, cout: usize, k: usize, stride: usize, groups: usize, device: &Device) -> Self {
         let p = k / 2;
         Self {
             conv: Conv2dConfig::new([cin, cout], [k, k])
+                .with_stride([stride, stride])
                 .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
                 .with_groups(groups)
                 .with_bias(false)
@@ -79,7 +89,10 @@ impl Stage {
 #[derive(Module, Debug)]
 pub struct Net {
     pub stages: Vec<Stage>,
+    /// Per stage: followed by a 2x2 pool.
+    pub pool_after: Vec<bool>,
     pub pool: MaxPool2d,
+    pub avg: Option<AvgPool2d>,
     pub gap: AdaptiveAvgPool2d,
     pub dropout: Dropout,
     pub fc: Linear,
@@ -91,6 +104,7 @@ impl ModelConfig {
         anyhow::ensure!(!self.widths.is_empty() && self.widths.len() <= 6, "model.widths needs 1 to 6 stages");
         anyhow::ensure!(self.widths.iter().all(|&w| (1..=512).contains(&w)), "model.widths must be 1..=512");
         anyhow::ensure!((16..=224).contains(&self.input), "model.input must be 16..=224 pixels");
+        anyhow::ensure!(matches!(self.stem_stride, 1 | 2), "model.stem_stride must be 1 or 2");
         let down = 1usize << (self.widths.len() - 1);
         anyhow::ensure!(self.input % down == 0, "model.input must be divisible by {down} (one 2x2 pool per stage but the last)");
         anyhow::ensure!(self.classes >= 2, "model.classes must be at least 2");
@@ -105,18 +119,26 @@ impl ModelConfig {
             let stage = if self.depthwise && i > 0 {
                 Stage { depthwise: Some(ConvBn::new(cin, cin, 3, cin, device)), conv: ConvBn::new(cin, w, 1, 1, device) }
             } else {
-                Stage { depthwise: None, conv: ConvBn::new(cin, w, 3, 1, device) }
+                let stride = if i == 0 { self.stem_stride } else { 1 };
+                Stage { depthwise: None, conv: ConvBn::strided(cin, w, 3, stride, 1, device) }
             };
             stages.push(stage);
             cin = w;
         }
         Net {
+            pool_after: (0..self.widths.len()).map(|i| self.pools_after(i)).collect(),
             stages,
             pool: MaxPool2dConfig::new([2, 2]).init(),
+            avg: self.avg_pool.then(|| AvgPool2dConfig::new([2, 2]).init()),
             gap: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             dropout: DropoutConfig::new(self.dropout).init(),
             fc: LinearConfig::new(cin, self.classes).init(device),
         }
+    }
+
+    /// Whether stage `i` is followed by a 2x2 pool.
+    pub fn pools_after(&self, i: usize) -> bool {
+        i + 1 < self.widths.len() && !(i == 0 && self.stem_stride == 2)
     }
 
     /// Multiply-accumulates per image (convs and the linear layer).
@@ -124,8 +146,11 @@ impl ModelConfig {
         let (mut side, mut cin, mut total) = (self.input as u64, 3u64, 0u64);
         for (i, &w) in self.widths.iter().enumerate() {
             let w = w as u64;
+            if i == 0 {
+                side /= self.stem_stride as u64;
+            }
             total += if self.depthwise && i > 0 { side * side * (9 * cin + cin * w) } else { side * side * 9 * cin * w };
-            if i + 1 < self.widths.len() {
+            if self.pools_after(i) {
                 side /= 2;
             }
             cin = w;
@@ -138,11 +163,13 @@ impl Net {
     /// `x`: `[N, 3, H, W]`, pixels scaled as `(p - 128) / 128`; returns logits `[N, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = x;
-        let last = self.stages.len() - 1;
-        for (i, s) in self.stages.iter().enumerate() {
+        for (s, &pool) in self.stages.iter().zip(&self.pool_after) {
             x = s.forward(x);
-            if i < last {
-                x = self.pool.forward(x);
+            if pool {
+                x = match &self.avg {
+                    Some(a) => a.forward(x),
+                    None => self.pool.forward(x),
+                };
             }
         }
         let x: Tensor<2> = self.gap.forward(x).flatten(1, 3);
