@@ -6,6 +6,8 @@ fn main() {
         eprintln!("usage: random_model SEED OUT.fgi8");
         std::process::exit(2);
     };
-    let bytes = facegender_core::nn::random::random_model(seed).and_then(|b| b.to_bytes()).unwrap();
+    let bytes = facegender_core::nn::random::random_model(seed)
+        .and_then(|b| b.to_bytes())
+        .unwrap();
     std::fs::write(out, bytes).unwrap();
 }

@@ -158,27 +158,80 @@ pub fn decode<const N: usize>(
     if scores.len() != spec.len() || boxes.len() != spec.len() * REGRESSORS {
         return Err(DetectError::OutputLength);
     }
+    decode_with(
+        spec,
+        |i| scores[i],
+        |i, k| boxes[i * REGRESSORS + k],
+        threshold,
+        out,
+    );
+    Ok(())
+}
+
+/// Decodes the four int8 outputs of a quantised BlazeFace (scores of head 0 and 1, then
+/// regressors of head 0 and 1, NHWC) without expanding them to floats first.
+pub fn decode_int8<const N: usize>(
+    spec: &AnchorSpec,
+    outputs: [(&[i8], crate::nn::QParams); 4],
+    threshold: f32,
+    out: &mut Vec<Detection, N>,
+) -> Result<(), DetectError> {
+    let [(s0, q0), (s1, q1), (b0, r0), (b1, r1)] = outputs;
+    let (n0, n1) = (spec.head_len(0), spec.head_len(1));
+    if s0.len() != n0
+        || s1.len() != n1
+        || b0.len() != n0 * REGRESSORS
+        || b1.len() != n1 * REGRESSORS
+    {
+        return Err(DetectError::OutputLength);
+    }
+    let score = |i: usize| {
+        if i < n0 {
+            q0.dequantize(s0[i])
+        } else {
+            q1.dequantize(s1[i - n0])
+        }
+    };
+    let reg = |i: usize, k: usize| {
+        if i < n0 {
+            r0.dequantize(b0[i * REGRESSORS + k])
+        } else {
+            r1.dequantize(b1[(i - n0) * REGRESSORS + k])
+        }
+    };
+    decode_with(spec, score, reg, threshold, out);
+    Ok(())
+}
+
+/// The anchor decoding itself, over accessors for the score logit of anchor `i` and its
+/// regressor `k`.
+pub fn decode_with<const N: usize>(
+    spec: &AnchorSpec,
+    score_of: impl Fn(usize) -> f32,
+    reg: impl Fn(usize, usize) -> f32,
+    threshold: f32,
+    out: &mut Vec<Detection, N>,
+) {
     out.clear();
     let inv = 1.0 / spec.input_size;
-    for (i, (&logit, r)) in scores
-        .iter()
-        .zip(boxes.chunks_exact(REGRESSORS))
-        .enumerate()
-    {
+    for i in 0..spec.len() {
         // MediaPipe clips logits to +-100 before the sigmoid
-        let score = sigmoid(logit.clamp(-100.0, 100.0));
+        let score = sigmoid(score_of(i).clamp(-100.0, 100.0));
         if !(score > threshold) {
             continue;
         }
         let Some(a) = spec.center(i) else { continue };
         let mut d = Detection {
             score,
-            center: [a[0] + r[0] * inv, a[1] + r[1] * inv],
-            size: [r[2] * inv, r[3] * inv],
+            center: [a[0] + reg(i, 0) * inv, a[1] + reg(i, 1) * inv],
+            size: [reg(i, 2) * inv, reg(i, 3) * inv],
             keypoints: [[0.0; 2]; KEYPOINTS],
         };
         for (k, kp) in d.keypoints.iter_mut().enumerate() {
-            *kp = [a[0] + r[4 + 2 * k] * inv, a[1] + r[5 + 2 * k] * inv];
+            *kp = [
+                a[0] + reg(i, 4 + 2 * k) * inv,
+                a[1] + reg(i, 5 + 2 * k) * inv,
+            ];
         }
         if out.push(d).is_err() {
             // full: replace the weakest if this one is better
@@ -194,7 +247,6 @@ pub fn decode<const N: usize>(
             }
         }
     }
-    Ok(())
 }
 
 /// MediaPipe's weighted non-maximum suppression: repeatedly take the best remaining detection,

@@ -93,13 +93,24 @@ impl<'a> GrayView<'a> {
     }
 }
 
-/// An interleaved 8-bit RGB image: `height` rows of `stride` bytes, `3 * width` of them used.
+/// How an [`RgbView`] stores a pixel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PixelFormat {
+    /// Three bytes: red, green, blue.
+    Rgb888,
+    /// A little-endian u16: red in bits 11-15, green 5-10, blue 0-4 (common camera output).
+    Rgb565,
+}
+
+/// A colour image: `height` rows of `stride` bytes (`3 * width` or `2 * width` of them used).
 #[derive(Clone, Copy, Debug)]
 pub struct RgbView<'a> {
     data: &'a [u8],
     width: usize,
     height: usize,
     stride: usize,
+    format: PixelFormat,
 }
 
 impl<'a> RgbView<'a> {
@@ -116,7 +127,30 @@ impl<'a> RgbView<'a> {
             width,
             height,
             stride,
+            format: PixelFormat::Rgb888,
         })
+    }
+
+    /// An RGB565 frame (two bytes per pixel, little-endian).
+    pub fn rgb565(
+        data: &'a [u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+    ) -> Result<Self, ImageError> {
+        let row = width.checked_mul(2).ok_or(ImageError::Stride)?;
+        check(width, height, stride, row, data.len())?;
+        Ok(Self {
+            data,
+            width,
+            height,
+            stride,
+            format: PixelFormat::Rgb565,
+        })
+    }
+
+    pub fn format(&self) -> PixelFormat {
+        self.format
     }
 
     /// A tightly packed image (`stride = 3 * width`).
@@ -132,11 +166,22 @@ impl<'a> RgbView<'a> {
         self.height
     }
 
-    /// Pixel at (x, y); both must be inside the image.
+    /// Pixel at (x, y) as 8-bit RGB; both must be inside the image. RGB565 channels are widened
+    /// by repeating their top bits (`r5 -> r5 << 3 | r5 >> 2`).
     #[inline]
     pub fn get(&self, x: usize, y: usize) -> [u8; 3] {
-        let i = y * self.stride + 3 * x;
-        [self.data[i], self.data[i + 1], self.data[i + 2]]
+        match self.format {
+            PixelFormat::Rgb888 => {
+                let i = y * self.stride + 3 * x;
+                [self.data[i], self.data[i + 1], self.data[i + 2]]
+            }
+            PixelFormat::Rgb565 => {
+                let i = y * self.stride + 2 * x;
+                let v = u16::from_le_bytes([self.data[i], self.data[i + 1]]);
+                let (r, g, b) = ((v >> 11) as u8, ((v >> 5) & 0x3f) as u8, (v & 0x1f) as u8);
+                [r << 3 | r >> 2, g << 2 | g >> 4, b << 3 | b >> 2]
+            }
+        }
     }
 }
 
@@ -159,4 +204,42 @@ pub fn rgb_to_intensity(rgb: &RgbView<'_>, out: &mut [u8]) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rgb565_widens_channels() {
+        // pure red, pure green, pure blue, white
+        let px: [u16; 4] = [0xf800, 0x07e0, 0x001f, 0xffff];
+        let bytes: std::vec::Vec<u8> = px.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let v = RgbView::rgb565(&bytes, 4, 1, 8).unwrap();
+        assert_eq!(
+            [v.get(0, 0), v.get(1, 0), v.get(2, 0), v.get(3, 0)],
+            [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]
+        );
+    }
+
+    #[test]
+    fn short_buffers_and_bad_strides_are_errors() {
+        assert_eq!(
+            RgbView::packed(&[0; 5], 2, 1).err(),
+            Some(ImageError::BufferTooShort {
+                needed: 6,
+                given: 5
+            })
+        );
+        assert_eq!(
+            RgbView::new(&[0; 12], 2, 2, 5).err(),
+            Some(ImageError::Stride)
+        );
+        assert_eq!(
+            GrayView::new(&[0; 4], 0, 4, 1).err(),
+            Some(ImageError::Empty)
+        );
+        // the last row may be short of the stride
+        assert!(GrayView::new(&[0; 7], 3, 2, 4).is_ok());
+    }
 }

@@ -6,7 +6,9 @@
 //! - [`ert`]: dlib's 68-point landmark regression trees, bit-compatible with dlib 19.24.
 //! - [`detect`]: BlazeFace anchor decoding and weighted NMS over fixed-capacity buffers.
 //! - [`align`]: openface-style 3-point and least-squares similarity alignment, bilinear warps.
-//! - [`image`]: checked grey and RGB image views.
+//! - [`chain`]: the device chain, frame to label, stage by stage.
+//! - [`image`]: checked grey and RGB (888 or 565) image views.
+//! - [`frame`]: camera frame to detector input (integer letterbox and resampling).
 //! - [`nn`]: int8 CNN inference (model file format, kernels, buffer plan).
 //! - [`quant`]: requantisation arithmetic shared by the kernels and the exporter.
 //!
@@ -19,8 +21,10 @@
 extern crate std;
 
 pub mod align;
+pub mod chain;
 pub mod detect;
 pub mod ert;
+pub mod frame;
 pub mod image;
 pub mod nn;
 pub mod quant;

@@ -6,7 +6,17 @@ use facegender_core::image::RgbView;
 use image::RgbImage;
 
 /// How a face is aligned before cropping.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum AlignMethod {
     /// openface: landmarks 39, 42, 57 (inner eye corners, bottom lip) onto the template.
@@ -19,11 +29,20 @@ pub enum AlignMethod {
 }
 
 /// The crop-to-photo transform for `landmarks`.
-pub fn transform(landmarks: &[Point], method: AlignMethod, crop: u32, scale: f64) -> anyhow::Result<Affine> {
+pub fn transform(
+    landmarks: &[Point],
+    method: AlignMethod,
+    crop: u32,
+    scale: f64,
+) -> anyhow::Result<Affine> {
     let pts: Vec<[f64; 2]> = landmarks.iter().map(|p| [p.x as f64, p.y as f64]).collect();
     let a = match method {
-        AlignMethod::InnerEyesBottomLip => align::three_point(&pts, INNER_EYES_AND_BOTTOM_LIP, crop as usize, scale),
-        AlignMethod::OuterEyesNose => align::three_point(&pts, OUTER_EYES_AND_NOSE, crop as usize, scale),
+        AlignMethod::InnerEyesBottomLip => {
+            align::three_point(&pts, INNER_EYES_AND_BOTTOM_LIP, crop as usize, scale)
+        }
+        AlignMethod::OuterEyesNose => {
+            align::three_point(&pts, OUTER_EYES_AND_NOSE, crop as usize, scale)
+        }
         AlignMethod::Similarity => align::similarity(&pts, crop as usize, scale),
     };
     a.map_err(|e| anyhow::anyhow!("alignment: {e}"))

@@ -71,7 +71,13 @@ impl Augment {
     /// Draws parameters from a generator seeded with `seed`.
     pub fn draw(&self, seed: u64) -> Draw {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut sym = |a: f32| if a > 0.0 { rng.random_range(-a..=a) } else { 0.0 };
+        let mut sym = |a: f32| {
+            if a > 0.0 {
+                rng.random_range(-a..=a)
+            } else {
+                0.0
+            }
+        };
         let (dx, dy) = (sym(self.translate), sym(self.translate));
         let zoom = 1.0 + sym(self.scale);
         let angle = sym(self.rotate_deg).to_radians();
@@ -79,7 +85,16 @@ impl Augment {
         let contrast = 1.0 + sym(self.contrast);
         let saturation = 1.0 + sym(self.saturation);
         let flip = rng.random::<f32>() < self.flip;
-        Draw { dx, dy, zoom, angle, flip, brightness, contrast, saturation }
+        Draw {
+            dx,
+            dy,
+            zoom,
+            angle,
+            flip,
+            brightness,
+            contrast,
+            saturation,
+        }
     }
 
     /// The augmented image for `seed`.
@@ -160,7 +175,9 @@ pub fn contrast(img: &mut RgbImage, factor: f32) {
     let n = img.as_raw().len().max(1) as f32;
     let mean = img.iter().map(|&v| v as f32).sum::<f32>() / n;
     for v in img.iter_mut() {
-        *v = ((*v as f32 - mean) * factor + mean).round().clamp(0.0, 255.0) as u8;
+        *v = ((*v as f32 - mean) * factor + mean)
+            .round()
+            .clamp(0.0, 255.0) as u8;
     }
 }
 
@@ -172,7 +189,9 @@ pub fn saturation(img: &mut RgbImage, factor: f32) {
     for p in img.pixels_mut() {
         let grey = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
         for k in 0..3 {
-            p[k] = ((p[k] as f32 - grey) * factor + grey).round().clamp(0.0, 255.0) as u8;
+            p[k] = ((p[k] as f32 - grey) * factor + grey)
+                .round()
+                .clamp(0.0, 255.0) as u8;
         }
     }
 }
@@ -200,7 +219,8 @@ pub fn contact_sheet(rows: &[(RgbImage, Vec<RgbImage>)], cell: u32) -> RgbImage 
     );
     for (r, (orig, augs)) in rows.iter().enumerate() {
         for (c, img) in std::iter::once(orig).chain(augs).enumerate() {
-            let tile = image::imageops::resize(img, cell, cell, image::imageops::FilterType::Triangle);
+            let tile =
+                image::imageops::resize(img, cell, cell, image::imageops::FilterType::Triangle);
             image::imageops::replace(
                 &mut sheet,
                 &tile,
@@ -217,7 +237,9 @@ mod tests {
     use super::*;
 
     fn sample() -> RgbImage {
-        RgbImage::from_fn(23, 17, |x, y| Rgb([(x * 11) as u8, (y * 15) as u8, ((x * y) % 256) as u8]))
+        RgbImage::from_fn(23, 17, |x, y| {
+            Rgb([(x * 11) as u8, (y * 15) as u8, ((x * y) % 256) as u8])
+        })
     }
 
     #[test]
@@ -246,7 +268,8 @@ mod tests {
     #[test]
     fn colour_transforms_stay_in_range_and_move_the_mean() {
         let img = sample();
-        let mean = |i: &RgbImage| i.iter().map(|&v| v as f64).sum::<f64>() / i.as_raw().len() as f64;
+        let mean =
+            |i: &RgbImage| i.iter().map(|&v| v as f64).sum::<f64>() / i.as_raw().len() as f64;
         let mut b = img.clone();
         brightness(&mut b, 0.9);
         assert!(b.iter().all(|&v| v >= img.iter().copied().min().unwrap()));
@@ -256,7 +279,10 @@ mod tests {
         assert!(c.iter().any(|&v| v == 255) && c.iter().any(|&v| v == 0));
         let mut s = img.clone();
         saturation(&mut s, 0.0);
-        assert!(s.pixels().all(|p| p[0].abs_diff(p[1]) <= 1 && p[1].abs_diff(p[2]) <= 1));
+        assert!(
+            s.pixels()
+                .all(|p| p[0].abs_diff(p[1]) <= 1 && p[1].abs_diff(p[2]) <= 1)
+        );
     }
 
     #[test]
@@ -265,7 +291,10 @@ mod tests {
         let n = v.len() as f32;
         let mean = v.iter().sum::<f32>() / n;
         let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n;
-        assert!(mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3, "{mean} {var}");
+        assert!(
+            mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3,
+            "{mean} {var}"
+        );
         let flat = standardize(&RgbImage::from_pixel(4, 4, Rgb([9, 9, 9])));
         assert!(flat.iter().all(|x| *x == 0.0));
     }

@@ -50,9 +50,15 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// The full chain on one photo with the core classifier; returns the number of faces.
-fn chain(m: &Models<'_>, c: &Classifier<'_>, path: &Path, arena: &mut [u8]) -> anyhow::Result<usize> {
+fn chain(
+    m: &Models<'_>,
+    c: &Classifier<'_>,
+    path: &Path,
+    arena: &mut [u8],
+) -> anyhow::Result<usize> {
     let img = decode_file(path, &Limits::default())?;
-    let faces = crate::preprocess::faces_with_landmarks(m, &img, crate::detect::DEFAULT_THRESHOLD, None)?;
+    let faces =
+        crate::preprocess::faces_with_landmarks(m, &img, crate::detect::DEFAULT_THRESHOLD, None)?;
     for f in &faces {
         let crop = c.crop(&img, &f.landmarks)?;
         c.classify(&crop, arena)?;
@@ -61,7 +67,13 @@ fn chain(m: &Models<'_>, c: &Classifier<'_>, path: &Path, arena: &mut [u8]) -> a
 }
 
 /// Runs the benchmark over `files` (stages and throughput) and the engine comparison.
-pub fn run(m: &Models<'_>, c: &Classifier<'_>, model_dir: &Path, files: &[PathBuf], repeats: usize) -> anyhow::Result<BenchReport> {
+pub fn run(
+    m: &Models<'_>,
+    c: &Classifier<'_>,
+    model_dir: &Path,
+    files: &[PathBuf],
+    repeats: usize,
+) -> anyhow::Result<BenchReport> {
     let bytes = crate::models::read(&model_dir.join(export::CORE_MODEL))?;
     let model = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tract = TractModel::from_model(&model, InputKind::Int8)?;
@@ -78,14 +90,22 @@ pub fn run(m: &Models<'_>, c: &Classifier<'_>, model_dir: &Path, files: &[PathBu
         let grey = landmarks::intensity(&img);
         for d in &dets {
             let s = Instant::now();
-            let pts = landmarks::predict(m.landmarks, &grey, img.width(), img.height(), m.box_map.rect(d))?;
+            let pts = landmarks::predict(
+                m.landmarks,
+                &grey,
+                img.width(),
+                img.height(),
+                m.box_map.rect(d),
+            )?;
             t.landmarks += ms(s.elapsed());
             let s = Instant::now();
             let crop = c.crop(&img, &pts)?;
             t.align += ms(s.elapsed());
             let input = core_input(&crop);
             let s = Instant::now();
-            model.run(&mut arena, &input).map_err(|e| anyhow::anyhow!("{e}"))?;
+            model
+                .run(&mut arena, &input)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             t.classify_core += ms(s.elapsed());
             let s = Instant::now();
             tract.run_i8(&input)?;
@@ -120,7 +140,10 @@ pub fn run(m: &Models<'_>, c: &Classifier<'_>, model_dir: &Path, files: &[PathBu
     let all = files.len() as f64 / s.elapsed().as_secs_f64();
 
     // engines head to head on the same crop, batch 1, this thread only
-    let probe = crops.first().cloned().unwrap_or_else(|| vec![0i8; model.input().shape.len()]);
+    let probe = crops
+        .first()
+        .cloned()
+        .unwrap_or_else(|| vec![0i8; model.input().shape.len()]);
     let time = |f: &mut dyn FnMut()| {
         f();
         let s = Instant::now();

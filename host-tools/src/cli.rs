@@ -35,43 +35,84 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Detect, landmark, align and crop every face photo in class sub-folders.
-    #[command(after_help = "Examples:\n  facegender preprocess --input photos/ --output crops/\n  facegender preprocess --input photos/ --output crops/ --crop 64 --align similarity --jobs 2\n\nRe-running the same command resumes: finished images are skipped.")]
+    #[command(
+        after_help = "Examples:\n  facegender preprocess --input photos/ --output crops/\n  facegender preprocess --input photos/ --output crops/ --crop 64 --align similarity --jobs 2\n\nRe-running the same command resumes: finished images are skipped."
+    )]
     Preprocess(PreprocessArgs),
     /// Count images per class, find duplicates and unreadable files; drop classes that are too small.
-    #[command(after_help = "Examples:\n  facegender filter --input crops/\n  facegender filter --input crops/ --min-images 10 --report crops-filter.json")]
+    #[command(
+        after_help = "Examples:\n  facegender filter --input crops/\n  facegender filter --input crops/ --min-images 10 --report crops-filter.json"
+    )]
     Filter(FilterArgs),
     /// Split a labelled folder into train/, val/ and test/, stratified, seeded, resumable.
-    #[command(after_help = "Examples:\n  facegender split --input crops/ --output data/ --dry-run\n  facegender split --input crops/ --output data/ --ratios 0.8,0.1,0.1 --seed 42 --link\n  facegender split --input crops/ --output data/ --move --group-by '^(\\d+)_'\n  facegender split --input crops/ --output data/ --rollback\n\nA killed run is finished by running the same command again; --move can be undone with --rollback.")]
+    #[command(
+        after_help = "Examples:\n  facegender split --input crops/ --output data/ --dry-run\n  facegender split --input crops/ --output data/ --ratios 0.8,0.1,0.1 --seed 42 --link\n  facegender split --input crops/ --output data/ --move --group-by '^(\\d+)_'\n  facegender split --input crops/ --output data/ --rollback\n\nA killed run is finished by running the same command again; --move can be undone with --rollback."
+    )]
     Split(SplitArgs),
     /// Write augmented copies of images (and a contact sheet) to see what training sees.
-    #[command(after_help = "Example:\n  facegender augment --input crops/ --output aug/ --per-image 4 --seed 1 --grid sheet.png")]
+    #[command(
+        after_help = "Example:\n  facegender augment --input crops/ --output aug/ --per-image 4 --seed 1 --grid sheet.png"
+    )]
     Augment(AugmentArgs),
     /// Train the classifier (burn, CPU) on a split folder holding train/ and val/.
-    #[command(after_help = "Examples:\n  facegender train --data data/ --out runs/gender\n  facegender train --data data/ --out runs/gender --config configs/gender.toml\n  facegender train --data data/ --out runs/gender --resume\n  facegender train --data data/ --out runs/cmp --compare-backends 5")]
+    #[command(
+        after_help = "Examples:\n  facegender train --data data/ --out runs/gender\n  facegender train --data data/ --out runs/gender --config configs/gender.toml\n  facegender train --data data/ --out runs/gender --resume\n  facegender train --data data/ --out runs/cmp --compare-backends 5"
+    )]
     Train(TrainArgs),
     /// Quantise a trained run to int8 and write float ONNX, int8 ONNX and the core model file.
-    #[command(after_help = "Example:\n  facegender export --run runs/gender --calibration data/train --out models/gender")]
+    #[command(
+        after_help = "Example:\n  facegender export --run runs/gender --calibration data/train --out models/gender"
+    )]
     Export(ExportArgs),
     /// Evaluate a model on a labelled folder: float, ONNX, int8 (tract) and int8 (core) side by side.
-    #[command(after_help = "Examples:\n  facegender eval --model models/gender --data data/test\n  facegender eval --model models/gender --run runs/gender --data data/test --labels ../shared/data/fairface-train/labels.csv --out eval/")]
+    #[command(
+        after_help = "Examples:\n  facegender eval --model models/gender --data data/test\n  facegender eval --model models/gender --run runs/gender --data data/test --labels ../shared/data/fairface-train/labels.csv --out eval/"
+    )]
     Eval(EvalArgs),
     /// Find every face in photos and classify it with the int8 model.
-    #[command(after_help = "Examples:\n  facegender predict photo.jpg\n  facegender predict photos/ --json > faces.jsonl\n  facegender predict group.jpg --annotate out/\n\nExit status: 0 when every input was read, 3 when some could not be, 1 on other errors.")]
+    #[command(
+        after_help = "Examples:\n  facegender predict photo.jpg\n  facegender predict photos/ --json > faces.jsonl\n  facegender predict group.jpg --annotate out/\n\nExit status: 0 when every input was read, 3 when some could not be, 1 on other errors."
+    )]
     Predict(PredictArgs),
     /// Time every stage (decode, detect, landmarks, align, classify with core and tract) and the
     /// whole chain on one and on all threads.
-    #[command(after_help = "Example:\n  facegender bench --input samples/fairface --limit 200 --json bench.json")]
+    #[command(
+        after_help = "Example:\n  facegender bench --input samples/fairface --limit 200 --json bench.json"
+    )]
     Bench(BenchArgs),
     /// The whole pipeline on the bundled sample: preprocess, filter, split, a short training,
     /// export, eval on every engine, and the firmware in QEMU.
-    #[command(after_help = "Example:\n  facegender demo            (what scripts/demo runs)\n  facegender demo --workdir /tmp/demo")]
+    #[command(
+        after_help = "Example:\n  facegender demo            (what scripts/demo runs)\n  facegender demo --workdir /tmp/demo"
+    )]
     Demo(DemoArgs),
     /// Build the firmware for a model, boot it in QEMU, compare with the host and print its size.
     #[command(after_help = "Example:\n  facegender firmware --model models/gender")]
     Firmware(FirmwareArgs),
+    /// Quantise BlazeFace (front, 128 px) to the core's int8 format for the device chain.
+    #[command(
+        after_help = "Example:\n  facegender quantize-detector --calibration ../shared/data/fairface-train --images 256 --out models/blazeface-int8"
+    )]
+    QuantizeDetector(QuantizeDetectorArgs),
+    /// Compare the int8 detector (core) with the float one (tract) on photos.
+    #[command(
+        after_help = "Example:\n  facegender eval-detector --input ../shared/data/fairface-train --limit 2000"
+    )]
+    EvalDetector(EvalDetectorArgs),
+    /// Fit where BlazeFace's keypoints fall in the classifier's training crops (device alignment).
+    #[command(
+        after_help = "Example:\n  facegender fit-keypoint-template --report crops/preprocess-report.json --photos photos/ --out models/gender/device-chain.json"
+    )]
+    FitKeypointTemplate(FitTemplateArgs),
+    /// Accuracy of the host chain (dlib landmarks) and the device chain (int8 detector,
+    /// keypoint alignment) on labelled photos, side by side.
+    #[command(after_help = "Example:\n  facegender eval-chain --input test-photos/ --limit 1000")]
+    EvalChain(EvalChainArgs),
     /// Fit the map from BlazeFace boxes to dlib boxes on dlib's reference outputs, and measure
     /// landmarks through the whole chain.
-    #[command(after_help = "Example:\n  facegender fit-dlib-box --reference ../shared/reference/dlib-68/fairface-train-2000.json")]
+    #[command(
+        after_help = "Example:\n  facegender fit-dlib-box --reference ../shared/reference/dlib-68/fairface-train-2000.json"
+    )]
     FitDlibBox(FitDlibBoxArgs),
 }
 
@@ -294,6 +335,10 @@ pub struct PredictArgs {
     /// Faces whose top class probability is lower are reported uncertain, without a label.
     #[arg(long, default_value_t = 0.6)]
     pub min_probability: f32,
+    /// Run the microcontroller's int8 chain (int8 BlazeFace, keypoint alignment) through the core
+    /// instead of the host chain (float BlazeFace, dlib landmarks).
+    #[arg(long)]
+    pub device_chain: bool,
 }
 
 #[derive(Args, Debug)]
@@ -330,4 +375,64 @@ pub struct FirmwareArgs {
     /// Exported model folder with firmware-crops/ (default: the shipped models/gender).
     #[arg(long)]
     pub model: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct QuantizeDetectorArgs {
+    /// Photos for calibration (searched recursively).
+    #[arg(long)]
+    pub calibration: PathBuf,
+    /// Calibration photos used (spread over the folder).
+    #[arg(long, default_value_t = 256)]
+    pub images: usize,
+    #[arg(long, default_value = "models/blazeface-int8")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalDetectorArgs {
+    /// Photos (searched recursively).
+    #[arg(long, short)]
+    pub input: PathBuf,
+    #[arg(long, default_value_t = 2000)]
+    pub limit: usize,
+    /// The int8 detector folder.
+    #[arg(long, default_value = "models/blazeface-int8")]
+    pub detector: PathBuf,
+    #[arg(long, default_value_t = crate::detect::DEFAULT_THRESHOLD)]
+    pub threshold: f32,
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct FitTemplateArgs {
+    /// preprocess-report.json of the classifier's training crops.
+    #[arg(long)]
+    pub report: PathBuf,
+    /// The photo folder that preprocess read.
+    #[arg(long)]
+    pub photos: PathBuf,
+    #[arg(long, default_value = "models/blazeface-int8")]
+    pub detector: PathBuf,
+    #[arg(long, default_value_t = 2000)]
+    pub limit: usize,
+    #[arg(long, default_value = "models/gender/device-chain.json")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalChainArgs {
+    /// Labelled photos (one sub-folder per class).
+    #[arg(long, short)]
+    pub input: PathBuf,
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+    /// Exported model folder (default: the shipped models/gender).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[arg(long, default_value = "models/blazeface-int8")]
+    pub detector: PathBuf,
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }

@@ -22,7 +22,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         // 64 MP covers any phone or DSLR photo; 256 MiB of file is far beyond any of them.
-        Self { max_file_bytes: 256 << 20, max_pixels: 64_000_000, max_side: 30_000 }
+        Self {
+            max_file_bytes: 256 << 20,
+            max_pixels: 64_000_000,
+            max_side: 30_000,
+        }
     }
 }
 
@@ -35,8 +39,15 @@ pub enum DecodeError {
     Empty,
     #[error("not an image in a supported format (jpeg, png, webp, bmp, gif)")]
     UnknownFormat,
-    #[error("image of {width}x{height} exceeds the limit of {max_pixels} pixels or {max_side} per side")]
-    TooLarge { width: u64, height: u64, max_pixels: u64, max_side: u32 },
+    #[error(
+        "image of {width}x{height} exceeds the limit of {max_pixels} pixels or {max_side} per side"
+    )]
+    TooLarge {
+        width: u64,
+        height: u64,
+        max_pixels: u64,
+        max_side: u32,
+    },
     #[error("file larger than {0} bytes")]
     FileTooLarge(u64),
     #[error("corrupt or truncated image: {0}")]
@@ -91,27 +102,38 @@ pub fn decode_bytes(bytes: &[u8], limits: &Limits) -> Result<RgbImage, DecodeErr
     let format = image::guess_format(bytes).map_err(|_| DecodeError::UnknownFormat)?;
     if !matches!(
         format,
-        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Bmp | ImageFormat::Gif
+        ImageFormat::Jpeg
+            | ImageFormat::Png
+            | ImageFormat::WebP
+            | ImageFormat::Bmp
+            | ImageFormat::Gif
     ) {
         return Err(DecodeError::UnknownFormat);
     }
     let reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut decoder = reader.into_decoder().map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     let (w, h) = decoder.dimensions();
     check_size(w as u64, h as u64, limits)?;
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = match format {
         ImageFormat::Jpeg => match decode_jpeg(bytes, limits) {
             Ok(rgb) => DynamicImage::ImageRgb8(rgb),
             // CMYK and other colour spaces libjpeg-turbo will not turn into RGB: `image` can.
-            Err(_) => DynamicImage::from_decoder(decoder).map_err(|e| DecodeError::Corrupt(e.to_string()))?,
+            Err(_) => DynamicImage::from_decoder(decoder)
+                .map_err(|e| DecodeError::Corrupt(e.to_string()))?,
         },
         _ => {
             let mut lim = image::Limits::default();
             lim.max_image_width = Some(limits.max_side);
             lim.max_image_height = Some(limits.max_side);
             lim.max_alloc = Some(limits.max_pixels * 8);
-            decoder.set_limits(lim).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+            decoder
+                .set_limits(lim)
+                .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
             DynamicImage::from_decoder(decoder).map_err(|e| DecodeError::Corrupt(e.to_string()))?
         }
     };

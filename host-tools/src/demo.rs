@@ -48,7 +48,12 @@ pub struct DemoReport {
 }
 
 /// Writes raw `side x side x 3` crops for the firmware build, `n` per class, from `split`.
-pub fn write_firmware_crops(split_dir: &Path, dest: &Path, side: u32, n: usize) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write_firmware_crops(
+    split_dir: &Path,
+    dest: &Path,
+    side: u32,
+    n: usize,
+) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dest)?;
     for old in std::fs::read_dir(dest)?.flatten() {
         if old.path().extension().is_some_and(|e| e == "rgb") {
@@ -69,7 +74,9 @@ pub fn write_firmware_crops(split_dir: &Path, dest: &Path, side: u32, n: usize) 
         } else {
             image::imageops::resize(&img, side, side, image::imageops::FilterType::Triangle)
         };
-        let stem = Path::new(&it.rel).file_stem().map_or("crop".into(), |s| s.to_string_lossy().into_owned());
+        let stem = Path::new(&it.rel)
+            .file_stem()
+            .map_or("crop".into(), |s| s.to_string_lossy().into_owned());
         let path = dest.join(format!("{:02}-{}-{stem}.rgb", written.len(), it.class));
         fsutil::write_replace(&path, img.as_raw())?;
         written.push(path);
@@ -90,20 +97,37 @@ pub fn firmware_check(model_dir: &Path) -> anyhow::Result<(usize, usize, Option<
     let mut arena = vec![0u8; model.arena_len()];
     let mut matching = 0;
     for l in &lines {
-        let raw = std::fs::read(model_dir.join("firmware-crops").join(format!("{}.rgb", l.crop)))?;
+        let raw = std::fs::read(
+            model_dir
+                .join("firmware-crops")
+                .join(format!("{}.rgb", l.crop)),
+        )?;
         let input: Vec<i8> = raw.iter().map(|&p| (p as i16 - 128) as i8).collect();
-        let out = model.run(&mut arena, &input).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let out = model
+            .run(&mut arena, &input)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let host = out.get(0).context("no output")?;
         let best = (0..host.len()).fold(0, |b, k| if host[k] > host[b] { k } else { b });
         if host == &l.logits[..] && info.classes.get(best) == Some(&l.label) {
             matching += 1;
         }
     }
-    Ok((matching, lines.len(), lines.first().map(|l| l.instructions), log))
+    Ok((
+        matching,
+        lines.len(),
+        lines.first().map(|l| l.instructions),
+        log,
+    ))
 }
 
 /// Runs the demo in `workdir` (created; an earlier demo there is replaced).
-pub fn run(models_dir: &Path, m: &Models<'_>, sample: &Path, workdir: &Path, progress: bool) -> anyhow::Result<(DemoReport, String)> {
+pub fn run(
+    models_dir: &Path,
+    m: &Models<'_>,
+    sample: &Path,
+    workdir: &Path,
+    progress: bool,
+) -> anyhow::Result<(DemoReport, String)> {
     let started = Instant::now();
     let mut log = String::new();
     let mut say = |s: String| {
@@ -111,7 +135,8 @@ pub fn run(models_dir: &Path, m: &Models<'_>, sample: &Path, workdir: &Path, pro
         let _ = writeln!(log, "{s}");
     };
     if workdir.exists() {
-        std::fs::remove_dir_all(workdir).with_context(|| format!("clearing {}", workdir.display()))?;
+        std::fs::remove_dir_all(workdir)
+            .with_context(|| format!("clearing {}", workdir.display()))?;
     }
     std::fs::create_dir_all(workdir)?;
 
@@ -134,14 +159,25 @@ pub fn run(models_dir: &Path, m: &Models<'_>, sample: &Path, workdir: &Path, pro
         "preprocess: {} photos, face found in {:.1}%, {} crops ({:.0} photos/s)",
         pre.images,
         100.0 * pre.face_found_rate,
-        pre.by_status.get(&preprocess::Status::Ok).copied().unwrap_or(0),
+        pre.by_status
+            .get(&preprocess::Status::Ok)
+            .copied()
+            .unwrap_or(0),
         pre.images_per_second
     ));
 
     // 2. filter, 3. split
     let frep = filter::run(&crops, 10)?;
-    fsutil::write_replace(&workdir.join("filter.json"), &serde_json::to_vec_pretty(&frep)?)?;
-    say(format!("filter: {} kept, {} duplicates, {} unreadable", frep.keep.len(), frep.duplicates.len(), frep.unreadable.len()));
+    fsutil::write_replace(
+        &workdir.join("filter.json"),
+        &serde_json::to_vec_pretty(&frep)?,
+    )?;
+    say(format!(
+        "filter: {} kept, {} duplicates, {} unreadable",
+        frep.keep.len(),
+        frep.duplicates.len(),
+        frep.unreadable.len()
+    ));
     let data_dir = workdir.join("data");
     let scfg = split::Config {
         input: crops.clone(),
@@ -157,7 +193,10 @@ pub fn run(models_dir: &Path, m: &Models<'_>, sample: &Path, workdir: &Path, pro
     };
     let (rows, _) = split::run(&scfg)?;
     let counts = split::counts(&rows);
-    say(format!("split (70/15/15, seed 42):\n{}", split::table(&rows)));
+    say(format!(
+        "split (70/15/15, seed 42):\n{}",
+        split::table(&rows)
+    ));
 
     // 4. a short training
     let mut tcfg = training::TrainConfig::default();
@@ -170,12 +209,30 @@ pub fn run(models_dir: &Path, m: &Models<'_>, sample: &Path, workdir: &Path, pro
     let run = workdir.join("run");
     let history = training::train(&tcfg, &train, &val, &run, false, progress)?;
     let last = history.last().context("no epoch finished")?;
-    say(format!("train: {} epochs on {} crops, last validation accuracy {:.3}; curves in {}", history.len(), train.len(), last.val_acc, run.join("history.png").display()));
+    say(format!(
+        "train: {} epochs on {} crops, last validation accuracy {:.3}; curves in {}",
+        history.len(),
+        train.len(),
+        last.val_acc,
+        run.join("history.png").display()
+    ));
 
     // 5. export
     let model_dir = workdir.join("model");
-    let info = export::export(&run, &train, &model_dir, AlignMethod::InnerEyesBottomLip, CROP_SCALE)?;
-    say(format!("export: {} MACs, {} weight bytes, arena {} bytes -> {}", info.macs, info.weight_bytes, info.arena_bytes, model_dir.display()));
+    let info = export::export(
+        &run,
+        &train,
+        &model_dir,
+        AlignMethod::InnerEyesBottomLip,
+        CROP_SCALE,
+    )?;
+    say(format!(
+        "export: {} MACs, {} weight bytes, arena {} bytes -> {}",
+        info.macs,
+        info.weight_bytes,
+        info.arena_bytes,
+        model_dir.display()
+    ));
 
     // 6. eval, all engines
     let test = data::load_split(&data_dir.join("test"), Some(&info.classes), CROP, progress)?;
@@ -187,8 +244,15 @@ pub fn run(models_dir: &Path, m: &Models<'_>, sample: &Path, workdir: &Path, pro
     ];
     let metrics: Vec<eval::Metrics> = outs.iter().map(|o| eval::metrics(o, &test, &[])).collect();
     let mismatches = eval::agreement(&outs[2], &outs[3]).int8_mismatches;
-    say(format!("eval on {} test crops:\n{}", test.len(), eval::table(&metrics)));
-    say(format!("int8 core vs int8 tract: {} images with different logits", mismatches.unwrap_or(0)));
+    say(format!(
+        "eval on {} test crops:\n{}",
+        test.len(),
+        eval::table(&metrics)
+    ));
+    say(format!(
+        "int8 core vs int8 tract: {} images with different logits",
+        mismatches.unwrap_or(0)
+    ));
     let eval_dir = workdir.join("eval");
     std::fs::create_dir_all(&eval_dir)?;
     let core = metrics.last().context("no metrics")?;
@@ -203,10 +267,22 @@ pub fn run(models_dir: &Path, m: &Models<'_>, sample: &Path, workdir: &Path, pro
 
     // 7. firmware in QEMU
     let own_good = core.accuracy >= MEANINGFUL;
-    let fw_model = if own_good { model_dir.clone() } else { models_dir.join("gender") };
+    let fw_model = if own_good {
+        model_dir.clone()
+    } else {
+        models_dir.join("gender")
+    };
     if own_good {
-        write_firmware_crops(&data_dir.join("test"), &fw_model.join("firmware-crops"), info.input as u32, FIRMWARE_CROPS_PER_CLASS)?;
-        say(format!("firmware: the demo model reached {:.3} test accuracy; flashing it", core.accuracy));
+        write_firmware_crops(
+            &data_dir.join("test"),
+            &fw_model.join("firmware-crops"),
+            info.input as u32,
+            FIRMWARE_CROPS_PER_CLASS,
+        )?;
+        say(format!(
+            "firmware: the demo model reached {:.3} test accuracy; flashing it",
+            core.accuracy
+        ));
     } else {
         say(format!(
             "firmware: the demo model reached only {:.3} test accuracy (below {MEANINGFUL}); using the shipped model {} for the QEMU step",
@@ -215,17 +291,39 @@ pub fn run(models_dir: &Path, m: &Models<'_>, sample: &Path, workdir: &Path, pro
         ));
     }
     let (ok, total, instr, _) = firmware_check(&fw_model)?;
-    say(format!("firmware in QEMU (Cortex-M4F, mps2-an386): {ok}/{total} crops give the host's label and int8 logits, {} instructions per inference", instr.map_or("?".into(), |i| i.to_string())));
-    anyhow::ensure!(total > 0 && ok == total, "firmware and host disagree on {} of {total} crops", total - ok);
+    say(format!(
+        "firmware in QEMU (Cortex-M4F, mps2-an386): {ok}/{total} crops give the host's label and int8 logits, {} instructions per inference",
+        instr.map_or("?".into(), |i| i.to_string())
+    ));
+    anyhow::ensure!(
+        total > 0 && ok == total,
+        "firmware and host disagree on {} of {total} crops",
+        total - ok
+    );
 
     let report = DemoReport {
         workdir: workdir.to_path_buf(),
         photos: pre.images,
-        crops: pre.by_status.get(&preprocess::Status::Ok).copied().unwrap_or(0),
+        crops: pre
+            .by_status
+            .get(&preprocess::Status::Ok)
+            .copied()
+            .unwrap_or(0),
         face_found_rate: pre.face_found_rate,
         split: counts.into_iter().map(|((s, c), n)| (s, c, n)).collect(),
         epochs: history.len(),
-        test_accuracy: metrics.iter().map(|m| (serde_json::to_string(&m.engine).unwrap_or_default().trim_matches('"').to_string(), m.accuracy)).collect(),
+        test_accuracy: metrics
+            .iter()
+            .map(|m| {
+                (
+                    serde_json::to_string(&m.engine)
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                        .to_string(),
+                    m.accuracy,
+                )
+            })
+            .collect(),
         int8_core_vs_tract_mismatches: mismatches,
         firmware_model: fw_model,
         firmware_used_shipped_model: !own_good,
@@ -233,13 +331,20 @@ pub fn run(models_dir: &Path, m: &Models<'_>, sample: &Path, workdir: &Path, pro
         firmware_instructions_per_inference: instr,
         seconds: started.elapsed().as_secs_f64(),
     };
-    fsutil::write_replace(&workdir.join("demo.json"), &serde_json::to_vec_pretty(&report)?)?;
+    fsutil::write_replace(
+        &workdir.join("demo.json"),
+        &serde_json::to_vec_pretty(&report)?,
+    )?;
     Ok((report, log))
 }
 
 /// The closing summary.
 pub fn summary(r: &DemoReport) -> String {
-    let acc: Vec<String> = r.test_accuracy.iter().map(|(e, a)| format!("{e} {a:.3}")).collect();
+    let acc: Vec<String> = r
+        .test_accuracy
+        .iter()
+        .map(|(e, a)| format!("{e} {a:.3}"))
+        .collect();
     format!(
         "demo finished in {:.0} s\n\
          photos {} -> crops {} (face found in {:.1}%)\n\
@@ -251,7 +356,11 @@ pub fn summary(r: &DemoReport) -> String {
         r.crops,
         100.0 * r.face_found_rate,
         acc.join(", "),
-        if r.firmware_used_shipped_model { "shipped model" } else { "demo model" },
+        if r.firmware_used_shipped_model {
+            "shipped model"
+        } else {
+            "demo model"
+        },
         r.firmware_crops_matching_host.0,
         r.firmware_crops_matching_host.1,
         r.workdir.display()

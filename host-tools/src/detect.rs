@@ -150,7 +150,10 @@ impl Letterbox {
 
     /// Normalised detector coordinates (0..1) to photo pixels.
     pub fn to_photo(&self, x: f32, y: f32) -> (f32, f32) {
-        ((x * self.size - self.pad_x) / self.scale, (y * self.size - self.pad_y) / self.scale)
+        (
+            (x * self.size - self.pad_x) / self.scale,
+            (y * self.size - self.pad_y) / self.scale,
+        )
     }
 }
 
@@ -164,7 +167,9 @@ fn tent_weights(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
             let centre = (o as f32 + 0.5) * scale - 0.5;
             let lo = ((centre - support).floor() as isize).max(0) as usize;
             let hi = ((centre + support).ceil() as usize).min(src - 1);
-            let mut w: Vec<f32> = (lo..=hi).map(|i| (1.0 - (i as f32 - centre).abs() / support).max(0.0)).collect();
+            let mut w: Vec<f32> = (lo..=hi)
+                .map(|i| (1.0 - (i as f32 - centre).abs() / support).max(0.0))
+                .collect();
             let sum: f32 = w.iter().sum();
             if sum > 0.0 {
                 w.iter_mut().for_each(|v| *v /= sum);
@@ -184,7 +189,12 @@ pub fn input_tensor(img: &RgbImage, size: u32, margin: f32) -> (Vec<f32>, Letter
     // place it where the letterbox says, rounded to whole pixels (and so is the map back)
     let size = size as usize;
     let (px, py) = ((size - w) / 2, (size - h) / 2);
-    let lb = Letterbox { scale: w as f32 / sw as f32, pad_x: px as f32, pad_y: py as f32, size: size as f32 };
+    let lb = Letterbox {
+        scale: w as f32 / sw as f32,
+        pad_x: px as f32,
+        pad_y: py as f32,
+        size: size as f32,
+    };
     let (wx, wy) = (tent_weights(sw, w), tent_weights(sh, h));
     let raw = img.as_raw();
     // horizontal pass: sh rows of w pixels
@@ -248,7 +258,11 @@ impl BlazeFace {
             .with_input_fact(0, f32::fact([1, s, s, 3]).into())?
             .into_optimized()?
             .into_runnable()?;
-        Ok(Self { plan, variant, states: Default::default() })
+        Ok(Self {
+            plan,
+            variant,
+            states: Default::default(),
+        })
     }
 
     pub fn variant(&self) -> Variant {
@@ -289,10 +303,21 @@ impl BlazeFace {
     }
 
     /// One detector pass with the photo letterboxed inside `margin` of padding.
-    pub fn detect_with_margin(&self, img: &RgbImage, threshold: f32, margin: f32) -> anyhow::Result<Vec<Face>> {
+    pub fn detect_with_margin(
+        &self,
+        img: &RgbImage,
+        threshold: f32,
+        margin: f32,
+    ) -> anyhow::Result<Vec<Face>> {
         let (x, lb) = input_tensor(img, self.variant.input_size(), margin);
         let (scores, boxes) = self.run(&x)?;
-        Ok(postprocess(self.variant.anchors(), &scores, &boxes, threshold, &lb))
+        Ok(postprocess(
+            self.variant.anchors(),
+            &scores,
+            &boxes,
+            threshold,
+            &lb,
+        ))
     }
 }
 
@@ -313,7 +338,11 @@ pub fn postprocess(
         .map(|d| {
             let m = d.map(|x, y| lb.to_photo(x, y));
             let c = m.corners();
-            Face { score: d.score, bbox: c, keypoints: m.keypoints }
+            Face {
+                score: d.score,
+                bbox: c,
+                keypoints: m.keypoints,
+            }
         })
         .collect()
 }
@@ -323,8 +352,11 @@ mod tests {
     use super::*;
 
     fn proto(variant: Variant) -> ModelProto {
-        let path = crate::models::models_dir(None).join("blazeface").join(variant.file_name());
-        let bytes = crate::models::read_checked(&path, variant.sha256()).expect("scripts/setup fetches BlazeFace");
+        let path = crate::models::models_dir(None)
+            .join("blazeface")
+            .join(variant.file_name());
+        let bytes = crate::models::read_checked(&path, variant.sha256())
+            .expect("scripts/setup fetches BlazeFace");
         ModelProto::decode(&bytes[..]).unwrap()
     }
 
@@ -334,10 +366,22 @@ mod tests {
             let mut p = proto(variant);
             let g = p.graph.as_mut().unwrap();
             assert_eq!(patch_constant_of_shape(g), expected, "{variant:?}");
-            assert_eq!(patch_constant_of_shape(g), 0, "patching twice changes nothing");
+            assert_eq!(
+                patch_constant_of_shape(g),
+                0,
+                "patching twice changes nothing"
+            );
             for n in g.node.iter().filter(|n| n.op_type == "ConstantOfShape") {
-                let t = n.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref()).unwrap();
-                assert_eq!((t.data_type, &t.float_data[..]), (DataType::Float as i32, &[0.0f32][..]));
+                let t = n
+                    .attribute
+                    .iter()
+                    .find(|a| a.name == "value")
+                    .and_then(|a| a.t.as_ref())
+                    .unwrap();
+                assert_eq!(
+                    (t.data_type, &t.float_data[..]),
+                    (DataType::Float as i32, &[0.0f32][..])
+                );
             }
         }
     }
@@ -346,8 +390,13 @@ mod tests {
     fn unpatched_files_do_not_load_as_published() {
         // the reason for the patch: tract types the padding as f64 and the Concat fails
         let p = proto(Variant::Front);
-        let loaded = tract_onnx::onnx().model_for_proto_model(&p).and_then(|m| m.into_optimized());
-        assert!(loaded.is_err(), "tract now reads ConstantOfShape's default as f32: the patch may go");
+        let loaded = tract_onnx::onnx()
+            .model_for_proto_model(&p)
+            .and_then(|m| m.into_optimized());
+        assert!(
+            loaded.is_err(),
+            "tract now reads ConstantOfShape's default as f32: the patch may go"
+        );
     }
 
     #[test]

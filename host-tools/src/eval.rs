@@ -60,7 +60,11 @@ pub fn run_float(run: &Path, split: &Split) -> anyhow::Result<Outputs> {
         let c = v.len() / chunk.len();
         logits.extend(v.chunks(c).map(<[f32]>::to_vec));
     }
-    Ok(Outputs { engine: Engine::Float, logits, int8: None })
+    Ok(Outputs {
+        engine: Engine::Float,
+        logits,
+        int8: None,
+    })
 }
 
 /// Runs the float ONNX (`model.onnx`) through tract, one image at a time (batch 1).
@@ -83,13 +87,24 @@ pub fn run_onnx(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs> {
             Ok(out[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
         })
         .collect::<TractResult<Vec<_>>>()?;
-    Ok(Outputs { engine: Engine::Onnx, logits, int8: None })
+    Ok(Outputs {
+        engine: Engine::Onnx,
+        logits,
+        int8: None,
+    })
 }
 
 fn int8_outputs(engine: Engine, int8: Vec<Vec<i8>>, model: &Model<'_>) -> Outputs {
     let q = model.output(0).q;
-    let logits = int8.iter().map(|v| v.iter().map(|&x| q.dequantize(x)).collect()).collect();
-    Outputs { engine, logits, int8: Some(int8) }
+    let logits = int8
+        .iter()
+        .map(|v| v.iter().map(|&x| q.dequantize(x)).collect())
+        .collect();
+    Outputs {
+        engine,
+        logits,
+        int8: Some(int8),
+    }
 }
 
 /// Runs the int8 ONNX (`model-int8.onnx`) through tract.
@@ -98,7 +113,9 @@ pub fn run_int8_tract(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs
     let model = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let onnx = crate::models::read(&model_dir.join(export::INT8_ONNX))?;
     let proto: tract_onnx::pb::ModelProto = prost::Message::decode(&onnx[..])?;
-    let outputs = (0..model.output_count()).map(|k| model.output(k).shape).collect();
+    let outputs = (0..model.output_count())
+        .map(|k| model.output(k).shape)
+        .collect();
     let tract = TractModel::from_proto(&proto, model.input().shape, outputs, InputKind::Float)?;
     let int8 = split
         .images
@@ -110,7 +127,10 @@ pub fn run_int8_tract(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs
 
 /// The core's int8 input for a crop: `pixel - 128`.
 pub fn core_input(img: &image::RgbImage) -> Vec<i8> {
-    img.as_raw().iter().map(|&p| (p as i16 - 128) as i8).collect()
+    img.as_raw()
+        .iter()
+        .map(|&p| (p as i16 - 128) as i8)
+        .collect()
 }
 
 /// Runs the int8 model file through facegender-core.
@@ -123,7 +143,9 @@ pub fn run_int8_core(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs>
         .map_init(
             || vec![0u8; model.arena_len()],
             |arena, img| -> anyhow::Result<Vec<i8>> {
-                let out = model.run(arena, &core_input(img)).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let out = model
+                    .run(arena, &core_input(img))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 Ok(out.get(0).context("model has no output")?.to_vec())
             },
         )
@@ -168,7 +190,10 @@ pub struct Metrics {
 
 /// Area under the ROC curve by the rank statistic (ties count half), and the curve itself.
 pub fn roc(scores: &[f32], positive: &[bool]) -> (Option<f64>, Vec<(f64, f64)>) {
-    let (np, nn) = (positive.iter().filter(|&&p| p).count(), positive.iter().filter(|&&p| !p).count());
+    let (np, nn) = (
+        positive.iter().filter(|&&p| p).count(),
+        positive.iter().filter(|&&p| !p).count(),
+    );
     if np == 0 || nn == 0 {
         return (None, Vec::new());
     }
@@ -181,7 +206,11 @@ pub fn roc(scores: &[f32], positive: &[bool]) -> (Option<f64>, Vec<(f64, f64)>) 
         let mut j = i;
         let (mut dtp, mut dfp) = (0, 0);
         while j < idx.len() && scores[idx[j]] == scores[idx[i]] {
-            if positive[idx[j]] { dtp += 1 } else { dfp += 1 }
+            if positive[idx[j]] {
+                dtp += 1
+            } else {
+                dfp += 1
+            }
             j += 1;
         }
         // trapezoid over the tied block
@@ -214,7 +243,9 @@ pub fn metrics(o: &Outputs, split: &Split, groups: &[Vec<String>]) -> Metrics {
         ece_bins[bin].0 += conf;
         ece_bins[bin].1 += (pred == truth) as u8 as f64;
         ece_bins[bin].2 += 1;
-        brier += (0..k).map(|c| (p[c] as f64 - (c == truth) as u8 as f64).powi(2)).sum::<f64>();
+        brier += (0..k)
+            .map(|c| (p[c] as f64 - (c == truth) as u8 as f64).powi(2))
+            .sum::<f64>();
         for g in groups.get(i).into_iter().flatten() {
             let e = group_counts.entry(g.clone()).or_insert((0, 0));
             e.0 += 1;
@@ -228,10 +259,28 @@ pub fn metrics(o: &Outputs, split: &Split, groups: &[Vec<String>]) -> Metrics {
             let tp = confusion[c][c] as f64;
             let support: usize = confusion[c].iter().sum();
             let predicted: usize = (0..k).map(|t| confusion[t][c]).sum();
-            let precision = if predicted > 0 { tp / predicted as f64 } else { 0.0 };
-            let recall = if support > 0 { tp / support as f64 } else { 0.0 };
-            let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-            ClassMetrics { class: split.classes[c].clone(), precision, recall, f1, support }
+            let precision = if predicted > 0 {
+                tp / predicted as f64
+            } else {
+                0.0
+            };
+            let recall = if support > 0 {
+                tp / support as f64
+            } else {
+                0.0
+            };
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            ClassMetrics {
+                class: split.classes[c].clone(),
+                precision,
+                recall,
+                f1,
+                support,
+            }
         })
         .collect();
     let present: Vec<&ClassMetrics> = per_class.iter().filter(|c| c.support > 0).collect();
@@ -242,7 +291,16 @@ pub fn metrics(o: &Outputs, split: &Split, groups: &[Vec<String>]) -> Metrics {
     } else {
         (None, Vec::new())
     };
-    let ece = ece_bins.iter().map(|(c, a, m)| if *m > 0 { (*m as f64 / n as f64) * (c / *m as f64 - a / *m as f64).abs() } else { 0.0 }).sum();
+    let ece = ece_bins
+        .iter()
+        .map(|(c, a, m)| {
+            if *m > 0 {
+                (*m as f64 / n as f64) * (c / *m as f64 - a / *m as f64).abs()
+            } else {
+                0.0
+            }
+        })
+        .sum();
     Metrics {
         engine: o.engine,
         images: o.logits.len(),
@@ -255,7 +313,15 @@ pub fn metrics(o: &Outputs, split: &Split, groups: &[Vec<String>]) -> Metrics {
         brier: brier / n as f64,
         groups: group_counts
             .into_iter()
-            .map(|(g, (m, c))| (g, GroupAccuracy { images: m, accuracy: c as f64 / m.max(1) as f64 }))
+            .map(|(g, (m, c))| {
+                (
+                    g,
+                    GroupAccuracy {
+                        images: m,
+                        accuracy: c as f64 / m.max(1) as f64,
+                    },
+                )
+            })
             .collect(),
         roc: curve,
     }
@@ -264,13 +330,18 @@ pub fn metrics(o: &Outputs, split: &Split, groups: &[Vec<String>]) -> Metrics {
 /// `attribute=value` groups per image from a FairFace-style labels.csv (`path,gender,age_group,
 /// race`), matched on class and file stem (crops keep the photo's relative path).
 pub fn groups_from_labels(labels: &Path, split: &Split) -> anyhow::Result<Vec<Vec<String>>> {
-    let mut r = csv::Reader::from_path(labels).with_context(|| format!("reading {}", labels.display()))?;
+    let mut r =
+        csv::Reader::from_path(labels).with_context(|| format!("reading {}", labels.display()))?;
     let headers = r.headers()?.clone();
-    let mut by_key: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    let mut by_key: std::collections::HashMap<String, Vec<String>> =
+        std::collections::HashMap::new();
     for rec in r.records() {
         let rec = rec?;
         let path = rec.get(0).unwrap_or_default();
-        let key = Path::new(path).with_extension("").to_string_lossy().into_owned();
+        let key = Path::new(path)
+            .with_extension("")
+            .to_string_lossy()
+            .into_owned();
         let attrs = headers
             .iter()
             .zip(rec.iter())
@@ -283,7 +354,17 @@ pub fn groups_from_labels(labels: &Path, split: &Split) -> anyhow::Result<Vec<Ve
     Ok(split
         .names
         .iter()
-        .map(|n| by_key.get(&Path::new(n).with_extension("").to_string_lossy().into_owned()).cloned().unwrap_or_default())
+        .map(|n| {
+            by_key
+                .get(
+                    &Path::new(n)
+                        .with_extension("")
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+                .cloned()
+                .unwrap_or_default()
+        })
         .collect())
 }
 
@@ -315,7 +396,12 @@ pub fn agreement(a: &Outputs, b: &Outputs) -> Agreement {
             .zip(&b.logits)
             .flat_map(|(p, q)| p.iter().zip(q).map(|(x, y)| (x - y).abs() as f64))
             .fold(0.0, f64::max),
-        label_disagreements: a.logits.iter().zip(&b.logits).filter(|(p, q)| argmax(p) != argmax(q)).count(),
+        label_disagreements: a
+            .logits
+            .iter()
+            .zip(&b.logits)
+            .filter(|(p, q)| argmax(p) != argmax(q))
+            .count(),
     }
 }
 
@@ -325,7 +411,13 @@ pub fn table(ms: &[Metrics]) -> String {
     let mut s = String::new();
     let _ = write!(s, "{:<22}", "metric");
     for m in ms {
-        let _ = write!(s, " {:>11}", serde_json::to_string(&m.engine).unwrap_or_default().trim_matches('"'));
+        let _ = write!(
+            s,
+            " {:>11}",
+            serde_json::to_string(&m.engine)
+                .unwrap_or_default()
+                .trim_matches('"')
+        );
     }
     let row = |s: &mut String, name: &str, f: &dyn Fn(&Metrics) -> String| {
         let _ = write!(s, "\n{name:<22}");
@@ -335,16 +427,32 @@ pub fn table(ms: &[Metrics]) -> String {
     };
     row(&mut s, "images", &|m| m.images.to_string());
     row(&mut s, "accuracy", &|m| format!("{:.4}", m.accuracy));
-    row(&mut s, "balanced accuracy", &|m| format!("{:.4}", m.balanced_accuracy));
-    row(&mut s, "ROC AUC", &|m| m.roc_auc.map_or("-".into(), |a| format!("{a:.4}")));
+    row(&mut s, "balanced accuracy", &|m| {
+        format!("{:.4}", m.balanced_accuracy)
+    });
+    row(&mut s, "ROC AUC", &|m| {
+        m.roc_auc.map_or("-".into(), |a| format!("{a:.4}"))
+    });
     row(&mut s, "ECE", &|m| format!("{:.4}", m.ece));
     if let Some(first) = ms.first() {
         for (c, cm) in first.per_class.iter().enumerate() {
-            row(&mut s, &format!("{} precision", cm.class), &|m| format!("{:.4}", m.per_class[c].precision));
-            row(&mut s, &format!("{} recall", cm.class), &|m| format!("{:.4}", m.per_class[c].recall));
-            row(&mut s, &format!("{} F1", cm.class), &|m| format!("{:.4}", m.per_class[c].f1));
+            row(&mut s, &format!("{} precision", cm.class), &|m| {
+                format!("{:.4}", m.per_class[c].precision)
+            });
+            row(&mut s, &format!("{} recall", cm.class), &|m| {
+                format!("{:.4}", m.per_class[c].recall)
+            });
+            row(&mut s, &format!("{} F1", cm.class), &|m| {
+                format!("{:.4}", m.per_class[c].f1)
+            });
         }
-        let _ = write!(s, "\nconfusion ({}): rows true, columns predicted", serde_json::to_string(&first.engine).unwrap_or_default().trim_matches('"'));
+        let _ = write!(
+            s,
+            "\nconfusion ({}): rows true, columns predicted",
+            serde_json::to_string(&first.engine)
+                .unwrap_or_default()
+                .trim_matches('"')
+        );
         for (c, r) in first.confusion.iter().enumerate() {
             let _ = write!(s, "\n  {:<10} {:?}", first.per_class[c].class, r);
         }
@@ -355,8 +463,11 @@ pub fn table(ms: &[Metrics]) -> String {
 /// Loads an export folder's info.
 pub fn export_info(model_dir: &Path) -> anyhow::Result<ExportInfo> {
     let p = model_dir.join(export::INFO);
-    serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("{} is not an exported model folder", model_dir.display()))?)
-        .with_context(|| format!("reading {}", p.display()))
+    serde_json::from_slice(
+        &std::fs::read(&p)
+            .with_context(|| format!("{} is not an exported model folder", model_dir.display()))?,
+    )
+    .with_context(|| format!("reading {}", p.display()))
 }
 
 /// Class probabilities from int8 logits (the float helper of the core).

@@ -32,23 +32,46 @@ use crate::train::model::{ConvBn, Net};
 #[derive(Clone, Debug)]
 pub enum Folded {
     /// `w`: `[out][k][k][in]`.
-    Conv { w: Vec<f32>, b: Vec<f32>, k: usize, stride: usize, cin: usize, cout: usize },
+    Conv {
+        w: Vec<f32>,
+        b: Vec<f32>,
+        k: usize,
+        stride: usize,
+        cin: usize,
+        cout: usize,
+    },
     /// `w`: `[k][k][c]`.
-    Depthwise { w: Vec<f32>, b: Vec<f32>, k: usize, c: usize },
+    Depthwise {
+        w: Vec<f32>,
+        b: Vec<f32>,
+        k: usize,
+        c: usize,
+    },
     MaxPool,
     GlobalAvgPool,
     /// `w`: `[out][in]`.
-    Linear { w: Vec<f32>, b: Vec<f32>, cin: usize, cout: usize },
+    Linear {
+        w: Vec<f32>,
+        b: Vec<f32>,
+        cin: usize,
+        cout: usize,
+    },
 }
 
 fn read(t: Tensor<1>) -> anyhow::Result<Vec<f32>> {
-    t.try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))
+    t.try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 fn fold_block(block: &ConvBn) -> anyhow::Result<Folded> {
     let dims = block.conv.weight.dims();
     let (cout, cin_g, k) = (dims[0], dims[1], dims[2]);
-    let w: Vec<f32> = block.conv.weight.val().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let w: Vec<f32> = block
+        .conv
+        .weight
+        .val()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let bias = match &block.conv.bias {
         Some(b) => read(b.val())?,
         None => vec![0.0; cout],
@@ -58,8 +81,12 @@ fn fold_block(block: &ConvBn) -> anyhow::Result<Folded> {
     let mean = read(block.bn.running_mean.value())?;
     let var = read(block.bn.running_var.value())?;
     let eps = block.bn.epsilon as f32;
-    let scale: Vec<f32> = (0..cout).map(|o| gamma[o] / (var[o] + eps).sqrt()).collect();
-    let b: Vec<f32> = (0..cout).map(|o| (bias[o] - mean[o]) * scale[o] + beta[o]).collect();
+    let scale: Vec<f32> = (0..cout)
+        .map(|o| gamma[o] / (var[o] + eps).sqrt())
+        .collect();
+    let b: Vec<f32> = (0..cout)
+        .map(|o| (bias[o] - mean[o]) * scale[o] + beta[o])
+        .collect();
     // burn: [out][in/groups][kh][kw]
     let depthwise = cin_g == 1 && block.conv.groups == cout && cout > 1;
     if depthwise {
@@ -71,28 +98,47 @@ fn fold_block(block: &ConvBn) -> anyhow::Result<Folded> {
                 }
             }
         }
-        return Ok(Folded::Depthwise { w: out, b, k, c: cout });
+        return Ok(Folded::Depthwise {
+            w: out,
+            b,
+            k,
+            c: cout,
+        });
     }
-    anyhow::ensure!(block.conv.groups == 1, "grouped convolutions other than depthwise are not supported");
+    anyhow::ensure!(
+        block.conv.groups == 1,
+        "grouped convolutions other than depthwise are not supported"
+    );
     let cin = cin_g;
     let mut out = vec![0f32; cout * k * k * cin];
     for o in 0..cout {
         for i in 0..cin {
             for y in 0..k {
                 for x in 0..k {
-                    out[((o * k + y) * k + x) * cin + i] = w[((o * cin + i) * k + y) * k + x] * scale[o];
+                    out[((o * k + y) * k + x) * cin + i] =
+                        w[((o * cin + i) * k + y) * k + x] * scale[o];
                 }
             }
         }
     }
-    Ok(Folded::Conv { w: out, b, k, stride: block.conv.stride[0], cin, cout })
+    Ok(Folded::Conv {
+        w: out,
+        b,
+        k,
+        stride: block.conv.stride[0],
+        cin,
+        cout,
+    })
 }
 
 /// The network as a list of folded layers, in execution order.
 pub fn fold(net: &Net) -> anyhow::Result<Vec<Folded>> {
     let net = net.valid();
     let mut layers = Vec::new();
-    anyhow::ensure!(net.avg.is_none(), "average-pooled models are not exported yet");
+    anyhow::ensure!(
+        net.avg.is_none(),
+        "average-pooled models are not exported yet"
+    );
     for (s, &pool) in net.stages.iter().zip(&net.pool_after) {
         if let Some(dw) = &s.depthwise {
             layers.push(fold_block(dw)?);
@@ -105,7 +151,12 @@ pub fn fold(net: &Net) -> anyhow::Result<Vec<Folded>> {
     layers.push(Folded::GlobalAvgPool);
     let dims = net.fc.weight.dims(); // [in, out]
     let (cin, cout) = (dims[0], dims[1]);
-    let w_io: Vec<f32> = net.fc.weight.val().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let w_io: Vec<f32> = net
+        .fc
+        .weight
+        .val()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let mut w = vec![0f32; cin * cout];
     for i in 0..cin {
         for o in 0..cout {
@@ -127,7 +178,14 @@ pub fn float_forward(layers: &[Folded], x: Vec<f32>, side: usize) -> Vec<Vec<f32
     let mut outs = Vec::with_capacity(layers.len());
     for l in layers {
         let next = match l {
-            Folded::Conv { w: wt, b, k, stride, cin, cout } => {
+            Folded::Conv {
+                w: wt,
+                b,
+                k,
+                stride,
+                cin,
+                cout,
+            } => {
                 let p = k / 2;
                 let (oh, ow) = ((h + 2 * p - k) / stride + 1, (w + 2 * p - k) / stride + 1);
                 let mut y = vec![0f32; oh * ow * cout];
@@ -169,7 +227,8 @@ pub fn float_forward(layers: &[Folded], x: Vec<f32>, side: usize) -> Vec<Vec<f32
                                 for kx in 0..*k {
                                     let ix = ox as isize + kx as isize - p as isize;
                                     if iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize {
-                                        acc += cur[(iy as usize * w + ix as usize) * ch + cc] * wt[(ky * k + kx) * ch + cc];
+                                        acc += cur[(iy as usize * w + ix as usize) * ch + cc]
+                                            * wt[(ky * k + kx) * ch + cc];
                                     }
                                 }
                             }
@@ -209,8 +268,21 @@ pub fn float_forward(layers: &[Folded], x: Vec<f32>, side: usize) -> Vec<Vec<f32
                 (h, w) = (1, 1);
                 y.into_iter().map(|v| v / n).collect()
             }
-            Folded::Linear { w: wt, b, cin, cout } => {
-                let y = (0..*cout).map(|o| b[o] + wt[o * cin..(o + 1) * cin].iter().zip(&cur).map(|(a, x)| a * x).sum::<f32>()).collect();
+            Folded::Linear {
+                w: wt,
+                b,
+                cin,
+                cout,
+            } => {
+                let y = (0..*cout)
+                    .map(|o| {
+                        b[o] + wt[o * cin..(o + 1) * cin]
+                            .iter()
+                            .zip(&cur)
+                            .map(|(a, x)| a * x)
+                            .sum::<f32>()
+                    })
+                    .collect();
                 c = *cout;
                 y
             }
@@ -234,31 +306,53 @@ pub fn calibrate(layers: &[Folded], images: &[image::RgbImage], side: usize) -> 
         .map(|img| {
             float_forward(layers, nhwc_input(img), side)
                 .iter()
-                .map(|o| o.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v))))
+                .map(|o| {
+                    o.iter()
+                        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                            (a.min(v), b.max(v))
+                        })
+                })
                 .collect::<Vec<_>>()
         })
         .reduce(
             || vec![(f32::INFINITY, f32::NEG_INFINITY); layers.len()],
-            |a, b| a.iter().zip(&b).map(|(x, y)| (x.0.min(y.0), x.1.max(y.1))).collect(),
+            |a, b| {
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| (x.0.min(y.0), x.1.max(y.1)))
+                    .collect()
+            },
         )
 }
 
 fn relu_q(max: f32) -> QParams {
-    QParams { scale: (max.max(1e-6)) / 255.0, zero_point: -128 }
+    QParams {
+        scale: (max.max(1e-6)) / 255.0,
+        zero_point: -128,
+    }
 }
 
 fn range_q(min: f32, max: f32) -> QParams {
     let (min, max) = (min.min(0.0), max.max(0.0));
     let scale = ((max - min) / 255.0).max(1e-6);
     let zp = (-128.0 - min / scale).round().clamp(-128.0, 127.0) as i8;
-    QParams { scale, zero_point: zp }
+    QParams {
+        scale,
+        zero_point: zp,
+    }
 }
 
 /// Symmetric per-channel int8 weights: `(q, scale per channel)`; `w` is `[channels][per]` unless
 /// `channel_last` (depthwise `[k][k][c]`).
 fn quantize_weights(w: &[f32], channels: usize, channel_last: bool) -> (Vec<i8>, Vec<f32>) {
     let per = w.len() / channels;
-    let idx = |c: usize, j: usize| if channel_last { j * channels + c } else { c * per + j };
+    let idx = |c: usize, j: usize| {
+        if channel_last {
+            j * channels + c
+        } else {
+            c * per + j
+        }
+    };
     let scales: Vec<f32> = (0..channels)
         .map(|c| {
             let m = (0..per).map(|j| w[idx(c, j)].abs()).fold(0f32, f32::max);
@@ -277,39 +371,106 @@ fn quantize_weights(w: &[f32], channels: usize, channel_last: bool) -> (Vec<i8>,
 fn quantize_bias(b: &[f32], x_scale: f32, w_scales: &[f32]) -> Vec<i32> {
     b.iter()
         .zip(w_scales)
-        .map(|(&v, &s)| (v as f64 / (x_scale as f64 * s as f64)).round().clamp(-(1 << 30) as f64, (1 << 30) as f64) as i32)
+        .map(|(&v, &s)| {
+            (v as f64 / (x_scale as f64 * s as f64))
+                .round()
+                .clamp(-(1 << 30) as f64, (1 << 30) as f64) as i32
+        })
         .collect()
 }
 
 /// The int8 core model of a folded network, with activation ranges from [`calibrate`].
-pub fn quantize(layers: &[Folded], ranges: &[(f32, f32)], side: usize) -> anyhow::Result<ModelBuilder> {
+pub fn quantize(
+    layers: &[Folded],
+    ranges: &[(f32, f32)],
+    side: usize,
+) -> anyhow::Result<ModelBuilder> {
     let s = u16::try_from(side)?;
-    let mut b = ModelBuilder::new(Shape::new(s, s, 3), QParams { scale: 1.0 / 128.0, zero_point: 0 });
+    let mut b = ModelBuilder::new(
+        Shape::new(s, s, 3),
+        QParams {
+            scale: 1.0 / 128.0,
+            zero_point: 0,
+        },
+    );
     let mut x = 0u16;
     for (l, &(lo, hi)) in layers.iter().zip(ranges) {
         let xq = b.qparams(x);
         let e = |e: facegender_core::nn::write::WriteError| anyhow::anyhow!("{e}");
         x = match l {
-            Folded::Conv { w, b: bias, k, stride, cout, .. } => {
+            Folded::Conv {
+                w,
+                b: bias,
+                k,
+                stride,
+                cout,
+                ..
+            } => {
                 let (qw, ws) = quantize_weights(w, *cout, false);
                 let yq = relu_q(hi);
                 let (k, s) = (*k as u8, *stride as u8);
-                let win = Window { kh: k, kw: k, sh: s, sw: s, pad_top: k / 2, pad_left: k / 2, pad_bottom: k / 2, pad_right: k / 2 };
-                b.conv2d(x, win, yq, Clamp::relu(yq), qw, quantize_bias(bias, xq.scale, &ws), ws).map_err(e)?
+                let win = Window {
+                    kh: k,
+                    kw: k,
+                    sh: s,
+                    sw: s,
+                    pad_top: k / 2,
+                    pad_left: k / 2,
+                    pad_bottom: k / 2,
+                    pad_right: k / 2,
+                };
+                b.conv2d(
+                    x,
+                    win,
+                    yq,
+                    Clamp::relu(yq),
+                    qw,
+                    quantize_bias(bias, xq.scale, &ws),
+                    ws,
+                )
+                .map_err(e)?
             }
             Folded::Depthwise { w, b: bias, k, c } => {
                 let (qw, ws) = quantize_weights(w, *c, true);
                 let yq = relu_q(hi);
                 let k = *k as u8;
-                let win = Window { kh: k, kw: k, sh: 1, sw: 1, pad_top: k / 2, pad_left: k / 2, pad_bottom: k / 2, pad_right: k / 2 };
-                b.depthwise_conv2d(x, win, yq, Clamp::relu(yq), qw, quantize_bias(bias, xq.scale, &ws), ws).map_err(e)?
+                let win = Window {
+                    kh: k,
+                    kw: k,
+                    sh: 1,
+                    sw: 1,
+                    pad_top: k / 2,
+                    pad_left: k / 2,
+                    pad_bottom: k / 2,
+                    pad_right: k / 2,
+                };
+                b.depthwise_conv2d(
+                    x,
+                    win,
+                    yq,
+                    Clamp::relu(yq),
+                    qw,
+                    quantize_bias(bias, xq.scale, &ws),
+                    ws,
+                )
+                .map_err(e)?
             }
             Folded::MaxPool => b.max_pool(x, Window::valid(2, 2, 2, 2)).map_err(e)?,
             Folded::GlobalAvgPool => b.global_avg_pool(x, relu_q(hi)).map_err(e)?,
-            Folded::Linear { w, b: bias, cout, .. } => {
+            Folded::Linear {
+                w, b: bias, cout, ..
+            } => {
                 let (qw, ws) = quantize_weights(w, *cout, false);
                 let yq = range_q(lo, hi);
-                b.fully_connected(x, yq, Clamp::NONE, qw, quantize_bias(bias, xq.scale, &ws), ws).map_err(e)?
+                b.fully_connected(
+                    x,
+                    yq,
+                    Clamp::NONE,
+                    qw,
+                    quantize_bias(bias, xq.scale, &ws),
+                    ws,
+                )
+                .map_err(e)?
             }
         };
     }
@@ -350,12 +511,20 @@ pub const CORE_MODEL: &str = "model.fgi8";
 pub const INFO: &str = "model.json";
 
 /// Runs the export and writes the four files into `out`.
-pub fn export(run: &Path, calibration: &Split, out: &Path, align: crate::align::AlignMethod, crop_scale: f64) -> anyhow::Result<ExportInfo> {
+pub fn export(
+    run: &Path,
+    calibration: &Split,
+    out: &Path,
+    align: crate::align::AlignMethod,
+    crop_scale: f64,
+) -> anyhow::Result<ExportInfo> {
     let trained = Trained::load(run)?;
     let side = trained.config.model.input;
     let layers = fold(&trained.net)?;
     let ranges = calibrate(&layers, &calibration.images, side);
-    let core_bytes = quantize(&layers, &ranges, side)?.to_bytes().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let core_bytes = quantize(&layers, &ranges, side)?
+        .to_bytes()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let model = Model::parse(&core_bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let int8_onnx = to_onnx(&model, InputKind::Float).encode_to_vec();
     let float_onnx = float_onnx(&trained.net, side)?;
@@ -369,14 +538,19 @@ pub fn export(run: &Path, calibration: &Split, out: &Path, align: crate::align::
         input: side,
         align,
         crop_scale,
-        input_scaling: "(pixel - 128) / 128, RGB, NCHW for ONNX; int8 pixel - 128 for the core".into(),
+        input_scaling: "(pixel - 128) / 128, RGB, NCHW for ONNX; int8 pixel - 128 for the core"
+            .into(),
         calibration_images: calibration.len(),
-        calibration_method: "per-tensor min/max of each layer's float output over the calibration images".into(),
+        calibration_method:
+            "per-tensor min/max of each layer's float output over the calibration images".into(),
         macs: model.macs(),
         weight_bytes: model.weight_bytes(),
         arena_bytes: model.arena_len(),
         model_file_bytes: core_bytes.len(),
-        logits: QParamsInfo { scale: q.scale, zero_point: q.zero_point },
+        logits: QParamsInfo {
+            scale: q.scale,
+            zero_point: q.zero_point,
+        },
     };
     fsutil::write_replace(&out.join(INFO), &serde_json::to_vec_pretty(&info)?)?;
     Ok(info)

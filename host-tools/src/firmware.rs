@@ -30,15 +30,25 @@ pub fn build(bin: &str, model_dir: &Path, features: &[&str]) -> anyhow::Result<P
     }
     let o = c.output().context("running cargo for the firmware")?;
     if !o.status.success() {
-        bail!("firmware build failed:\n{}", String::from_utf8_lossy(&o.stderr));
+        bail!(
+            "firmware build failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     Ok(dir.join("target/thumbv7em-none-eabihf/release").join(bin))
 }
 
 /// Checks that QEMU and defmt-print are installed, naming the fix when not.
 pub fn check_tools() -> anyhow::Result<()> {
-    for (tool, fix) in [("qemu-system-arm", "apt package qemu-system-arm"), ("defmt-print", "cargo install defmt-print")] {
-        let ok = Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    for (tool, fix) in [
+        ("qemu-system-arm", "apt package qemu-system-arm"),
+        ("defmt-print", "cargo install defmt-print"),
+    ] {
+        let ok = Command::new(tool)
+            .arg("--version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
         if !ok {
             bail!("{tool} is not installed ({fix}): run scripts/setup");
         }
@@ -70,7 +80,11 @@ pub fn run_qemu(elf: &Path, timeout: Duration) -> anyhow::Result<String> {
     let o = child.wait_with_output()?;
     let log = String::from_utf8_lossy(&o.stdout).into_owned();
     if !o.status.success() {
-        bail!("the firmware failed in QEMU (status {}):\n{log}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+        bail!(
+            "the firmware failed in QEMU (status {}):\n{log}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     Ok(log)
 }
@@ -103,7 +117,11 @@ pub fn parse_crops(log: &str) -> Vec<CropLine> {
             Some(CropLine {
                 crop: field(l, "crop")?.to_string(),
                 label: field(l, "label")?.to_string(),
-                logits: logits.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().ok()).collect::<Option<_>>()?,
+                logits: logits
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| s.trim().parse().ok())
+                    .collect::<Option<_>>()?,
                 probability: field(l, "prob")?.parse().ok()?,
                 instructions: field(l, "instructions")?.parse().ok()?,
             })
@@ -114,7 +132,12 @@ pub fn parse_crops(log: &str) -> Vec<CropLine> {
 /// The stack high-water mark the firmware logs, in bytes.
 pub fn parse_stack(log: &str) -> Option<usize> {
     let l = log.lines().find(|l| l.contains("stack high-water mark"))?;
-    l.split("mark: ").nth(1)?.split_whitespace().next()?.parse().ok()
+    l.split("mark: ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Section sizes of a firmware ELF, in bytes.
@@ -141,25 +164,40 @@ impl Sizes {
 }
 
 fn u16_at(b: &[u8], at: usize) -> anyhow::Result<u16> {
-    Ok(u16::from_le_bytes(b.get(at..at + 2).context("ELF too short")?.try_into()?))
+    Ok(u16::from_le_bytes(
+        b.get(at..at + 2).context("ELF too short")?.try_into()?,
+    ))
 }
 
 fn u32_at(b: &[u8], at: usize) -> anyhow::Result<u32> {
-    Ok(u32::from_le_bytes(b.get(at..at + 4).context("ELF too short")?.try_into()?))
+    Ok(u32::from_le_bytes(
+        b.get(at..at + 4).context("ELF too short")?.try_into()?,
+    ))
 }
 
 /// Reads the section sizes of a 32-bit little-endian ELF.
 pub fn sizes(elf: &Path) -> anyhow::Result<Sizes> {
     let b = std::fs::read(elf).with_context(|| elf.display().to_string())?;
-    anyhow::ensure!(b.get(..4) == Some(b"\x7fELF") && b.get(4) == Some(&1) && b.get(5) == Some(&1), "{} is not a 32-bit little-endian ELF", elf.display());
-    let (shoff, shentsize, shnum, shstrndx) = (u32_at(&b, 0x20)? as usize, u16_at(&b, 0x2e)? as usize, u16_at(&b, 0x30)? as usize, u16_at(&b, 0x32)? as usize);
+    anyhow::ensure!(
+        b.get(..4) == Some(b"\x7fELF") && b.get(4) == Some(&1) && b.get(5) == Some(&1),
+        "{} is not a 32-bit little-endian ELF",
+        elf.display()
+    );
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u32_at(&b, 0x20)? as usize,
+        u16_at(&b, 0x2e)? as usize,
+        u16_at(&b, 0x30)? as usize,
+        u16_at(&b, 0x32)? as usize,
+    );
     let sh = |i: usize| shoff + i * shentsize;
     let strtab = u32_at(&b, sh(shstrndx) + 16)? as usize;
     let mut s = Sizes::default();
     for i in 0..shnum {
         let name_off = u32_at(&b, sh(i))? as usize;
         let name_bytes = b.get(strtab + name_off..).context("bad section name")?;
-        let name = std::str::from_utf8(&name_bytes[..name_bytes.iter().position(|&c| c == 0).unwrap_or(0)])?;
+        let name = std::str::from_utf8(
+            &name_bytes[..name_bytes.iter().position(|&c| c == 0).unwrap_or(0)],
+        )?;
         let size = u32_at(&b, sh(i) + 20)? as u64;
         match name {
             ".vector_table" => s.vector_table += size,

@@ -7,9 +7,15 @@ use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 fn temp_in(path: &Path) -> std::io::Result<NamedTempFile> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    tempfile::Builder::new().prefix(".facegender-").suffix(".tmp").tempfile_in(dir)
+    tempfile::Builder::new()
+        .prefix(".facegender-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
 }
 
 /// Writes `bytes` to `path` only if nothing is there yet (atomic link, never overwrites).
@@ -35,7 +41,9 @@ pub fn write_replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Removes temporary files a killed run left behind in `dir` (not recursive).
 pub fn remove_stale_temps(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
@@ -72,7 +80,12 @@ pub fn image_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn is_image_name(p: &Path) -> bool {
     p.extension()
         .and_then(|e| e.to_str())
-        .map(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png" | "webp" | "bmp" | "gif"))
+        .map(|e| {
+            matches!(
+                e.to_ascii_lowercase().as_str(),
+                "jpg" | "jpeg" | "png" | "webp" | "bmp" | "gif"
+            )
+        })
         .unwrap_or(false)
 }
 

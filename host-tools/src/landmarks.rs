@@ -22,15 +22,17 @@ impl LandmarkModel {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let raw = models::read(path)?;
         if raw.starts_with(&facegender_core::ert::format::MAGIC) {
-            ShapePredictor::parse(&raw)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            ShapePredictor::parse(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             return Ok(Self { bytes: raw });
         }
         let spec = dlib::parse(&raw).map_err(|e| models::ModelFileError::Corrupt {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let bytes = spec.to_bytes().map_err(anyhow::Error::msg).context("converting the dlib model")?;
+        let bytes = spec
+            .to_bytes()
+            .map_err(anyhow::Error::msg)
+            .context("converting the dlib model")?;
         Ok(Self { bytes })
     }
 
@@ -49,11 +51,18 @@ pub fn intensity(img: &RgbImage) -> Vec<u8> {
 }
 
 /// 68 landmarks of the face in `rect`, rounded as dlib rounds.
-pub fn predict(sp: &ShapePredictor<'_>, grey: &[u8], width: u32, height: u32, rect: Rect) -> anyhow::Result<Vec<Point>> {
+pub fn predict(
+    sp: &ShapePredictor<'_>,
+    grey: &[u8],
+    width: u32,
+    height: u32,
+    rect: Rect,
+) -> anyhow::Result<Vec<Point>> {
     let view = GrayView::new(grey, width as usize, height as usize, width as usize)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out = vec![Point::default(); sp.landmark_count()];
-    sp.predict(&view, rect, &mut out).map_err(|e| anyhow::anyhow!("{e}"))?;
+    sp.predict(&view, rect, &mut out)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(out)
 }
 
@@ -69,13 +78,23 @@ pub struct BoxMap {
 
 impl BoxMap {
     /// Fitted on the 748 faces of `reference/dlib-68/fairface-train-2000.json` (see the README).
-    pub const FITTED: Self = Self { sides: [-0.4894, -0.5142, 0.436, 0.4157] };
+    pub const FITTED: Self = Self {
+        sides: [-0.4894, -0.5142, 0.436, 0.4157],
+    };
 
     pub fn rect(&self, f: &Face) -> Rect {
-        let (cx, cy) = (((f.bbox[0] + f.bbox[2]) / 2.0) as f64, ((f.bbox[1] + f.bbox[3]) / 2.0) as f64);
+        let (cx, cy) = (
+            ((f.bbox[0] + f.bbox[2]) / 2.0) as f64,
+            ((f.bbox[1] + f.bbox[3]) / 2.0) as f64,
+        );
         let s = ((f.width() + f.height()) / 2.0) as f64;
         let r = |c: f64, k: usize| (c + self.sides[k] * s).round() as i32;
-        Rect { left: r(cx, 0), top: r(cy, 1), right: r(cx, 2), bottom: r(cy, 3) }
+        Rect {
+            left: r(cx, 0),
+            top: r(cy, 1),
+            right: r(cx, 2),
+            bottom: r(cy, 3),
+        }
     }
 }
 
@@ -84,7 +103,10 @@ impl BoxMap {
 pub fn fit_box_map(pairs: &[(Face, Rect)]) -> BoxMap {
     let mut sum = [0f64; 4];
     for (f, r) in pairs {
-        let (cx, cy) = (((f.bbox[0] + f.bbox[2]) / 2.0) as f64, ((f.bbox[1] + f.bbox[3]) / 2.0) as f64);
+        let (cx, cy) = (
+            ((f.bbox[0] + f.bbox[2]) / 2.0) as f64,
+            ((f.bbox[1] + f.bbox[3]) / 2.0) as f64,
+        );
         let s = ((f.width() + f.height()) / 2.0) as f64;
         sum[0] += (r.left as f64 - cx) / s;
         sum[1] += (r.top as f64 - cy) / s;
@@ -92,7 +114,9 @@ pub fn fit_box_map(pairs: &[(Face, Rect)]) -> BoxMap {
         sum[3] += (r.bottom as f64 - cy) / s;
     }
     let n = pairs.len().max(1) as f64;
-    BoxMap { sides: sum.map(|v| (v / n * 1e4).round() / 1e4) }
+    BoxMap {
+        sides: sum.map(|v| (v / n * 1e4).round() / 1e4),
+    }
 }
 
 /// Inter-ocular distance: between the centres of the two eyes (points 36-41 and 42-47).

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use facegender::cli::{AugmentArgs, BenchArgs, Cli, DemoArgs, FirmwareArgs, Command, EvalArgs, ExportArgs, PredictArgs, FilterArgs, FitDlibBoxArgs, PreprocessArgs, SplitArgs, TrainArgs};
+use facegender::cli::{
+    AugmentArgs, BenchArgs, Cli, Command, DemoArgs, EvalArgs, EvalChainArgs, EvalDetectorArgs,
+    ExportArgs, FilterArgs, FirmwareArgs, FitDlibBoxArgs, FitTemplateArgs, PredictArgs,
+    PreprocessArgs, QuantizeDetectorArgs, SplitArgs, TrainArgs,
+};
 use facegender::dataset::{filter, split};
 use facegender::detect::BlazeFace;
 use facegender::landmarks::{BoxMap, LandmarkModel};
@@ -68,14 +72,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench_cmd(a, &models_dir, &dlib_path),
         Command::Demo(a) => demo_cmd(a, &models_dir, &dlib_path, !cli.quiet),
         Command::Firmware(a) => firmware_cmd(a, &models_dir),
+        Command::QuantizeDetector(a) => quantize_detector_cmd(a, &models_dir),
+        Command::EvalDetector(a) => eval_detector_cmd(a, &models_dir),
+        Command::FitKeypointTemplate(a) => fit_template_cmd(a),
+        Command::EvalChain(a) => eval_chain_cmd(a, &models_dir, &dlib_path, !cli.quiet),
     }
 }
 
-fn preprocess_cmd(a: PreprocessArgs, models_dir: &std::path::Path, dlib: &std::path::Path, progress: bool) -> anyhow::Result<()> {
-    anyhow::ensure!((8..=1024).contains(&a.crop), "--crop must be between 8 and 1024 pixels");
+fn preprocess_cmd(
+    a: PreprocessArgs,
+    models_dir: &std::path::Path,
+    dlib: &std::path::Path,
+    progress: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (8..=1024).contains(&a.crop),
+        "--crop must be between 8 and 1024 pixels"
+    );
     anyhow::ensure!(a.scale > 0.0 && a.scale <= 4.0, "--scale must be in (0, 4]");
-    anyhow::ensure!((0.0..1.0).contains(&a.threshold), "--threshold must be in [0, 1)");
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    anyhow::ensure!(
+        (0.0..1.0).contains(&a.threshold),
+        "--threshold must be in [0, 1)"
+    );
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
     let cfg = preprocess::Config {
         input: a.input,
@@ -84,7 +105,11 @@ fn preprocess_cmd(a: PreprocessArgs, models_dir: &std::path::Path, dlib: &std::p
         align: a.align,
         scale: a.scale,
         jobs,
-        multi: if a.skip_multi { preprocess::MultiFace::Skip } else { preprocess::MultiFace::Largest },
+        multi: if a.skip_multi {
+            preprocess::MultiFace::Skip
+        } else {
+            preprocess::MultiFace::Largest
+        },
         threshold: a.threshold,
         min_face: a.min_face,
         progress,
@@ -92,25 +117,46 @@ fn preprocess_cmd(a: PreprocessArgs, models_dir: &std::path::Path, dlib: &std::p
     let detector = BlazeFace::load(models_dir, a.detector)?;
     let lm = LandmarkModel::load(dlib)?;
     let sp = lm.predictor()?;
-    let m = preprocess::Models { detector: &detector, landmarks: &sp, box_map: BoxMap::FITTED };
+    let m = preprocess::Models {
+        detector: &detector,
+        landmarks: &sp,
+        box_map: BoxMap::FITTED,
+    };
     let report = preprocess::run(&cfg, &m)?;
     out(&preprocess::summary(&report));
     Ok(())
 }
 
-fn fit_dlib_box(a: FitDlibBoxArgs, models_dir: &std::path::Path, dlib: &std::path::Path) -> anyhow::Result<()> {
+fn fit_dlib_box(
+    a: FitDlibBoxArgs,
+    models_dir: &std::path::Path,
+    dlib: &std::path::Path,
+) -> anyhow::Result<()> {
     let shared = match a.shared {
         Some(s) => s,
-        None => a.reference.ancestors().nth(3).context("cannot infer --shared from --reference")?.to_path_buf(),
+        None => a
+            .reference
+            .ancestors()
+            .nth(3)
+            .context("cannot infer --shared from --reference")?
+            .to_path_buf(),
     };
     let faces = reference::load(&a.reference, &shared)?;
     let detector = BlazeFace::load(models_dir, a.detector)?;
     let detections = reference::detect_all(&detector, &faces, a.threshold)?;
-    let pairs: Vec<_> = faces.iter().zip(&detections).filter_map(|(f, d)| d.map(|d| (d, f.rect))).collect();
+    let pairs: Vec<_> = faces
+        .iter()
+        .zip(&detections)
+        .filter_map(|(f, d)| d.map(|d| (d, f.rect)))
+        .collect();
     let fitted = facegender::landmarks::fit_box_map(&pairs);
     let lm = LandmarkModel::load(dlib)?;
     let sp = lm.predictor()?;
-    out(&format!("{} reference faces, detector matched {}", faces.len(), pairs.len()));
+    out(&format!(
+        "{} reference faces, detector matched {}",
+        faces.len(),
+        pairs.len()
+    ));
     out(&format!("fitted box map: {:?}", fitted.sides));
     for (name, map) in [("fitted", fitted), ("shipped", BoxMap::FITTED)] {
         let e = reference::chain_error(&sp, &faces, &detections, &map)?;
@@ -139,35 +185,62 @@ fn parse_ratios(s: &str) -> anyhow::Result<[f64; 3]> {
         .map(|x| x.trim().parse::<f64>())
         .collect::<Result<_, _>>()
         .with_context(|| format!("--ratios {s:?}: expected three numbers like 0.8,0.1,0.1"))?;
-    anyhow::ensure!(v.len() == 3, "--ratios needs three numbers (train, val, test), got {}", v.len());
-    anyhow::ensure!(v.iter().all(|r| r.is_finite() && *r >= 0.0), "--ratios must not be negative");
+    anyhow::ensure!(
+        v.len() == 3,
+        "--ratios needs three numbers (train, val, test), got {}",
+        v.len()
+    );
+    anyhow::ensure!(
+        v.iter().all(|r| r.is_finite() && *r >= 0.0),
+        "--ratios must not be negative"
+    );
     let sum: f64 = v.iter().sum();
-    anyhow::ensure!((sum - 1.0).abs() < 1e-6, "--ratios must add up to 1 (they add up to {sum})");
+    anyhow::ensure!(
+        (sum - 1.0).abs() < 1e-6,
+        "--ratios must add up to 1 (they add up to {sum})"
+    );
     Ok([v[0], v[1], v[2]])
 }
 
 fn split_cmd(a: SplitArgs, progress: bool) -> anyhow::Result<()> {
     if a.rollback {
         let n = split::rollback(&a.output, &a.input, progress)?;
-        out(&format!("rolled back: {n} files moved back to {}", a.input.display()));
+        out(&format!(
+            "rolled back: {n} files moved back to {}",
+            a.input.display()
+        ));
         return Ok(());
     }
     let ratios = parse_ratios(&a.ratios)?;
     let (grouping, group_desc) = match (&a.group_by, &a.groups) {
         (Some(re), _) => (
-            split::Grouping::Regex(regex::Regex::new(re).with_context(|| format!("--group-by {re:?}"))?),
+            split::Grouping::Regex(
+                regex::Regex::new(re).with_context(|| format!("--group-by {re:?}"))?,
+            ),
             Some(format!("regex {re}")),
         ),
-        (None, Some(f)) => (split::Grouping::Map(split::read_groups(f)?), Some(format!("file {}", f.display()))),
+        (None, Some(f)) => (
+            split::Grouping::Map(split::read_groups(f)?),
+            Some(format!("file {}", f.display())),
+        ),
         (None, None) => (split::Grouping::None, None),
     };
     let filter = match &a.filter {
-        Some(p) => Some(serde_json::from_slice::<filter::Report>(
-            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        ).with_context(|| format!("{} is not a filter report", p.display()))?),
+        Some(p) => Some(
+            serde_json::from_slice::<filter::Report>(
+                &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("{} is not a filter report", p.display()))?,
+        ),
         None => None,
     };
-    let mode = if a.r#move { split::Mode::Move } else if a.link { split::Mode::Link } else { split::Mode::Copy };
+    let mode = if a.r#move {
+        split::Mode::Move
+    } else if a.link {
+        split::Mode::Link
+    } else {
+        split::Mode::Copy
+    };
     let cfg = split::Config {
         input: a.input,
         output: a.output,
@@ -183,7 +256,13 @@ fn split_cmd(a: SplitArgs, progress: bool) -> anyhow::Result<()> {
     let (rows, outcome) = split::run(&cfg)?;
     out(&split::table(&rows));
     if cfg.dry_run {
-        out(&format!("dry run: {} files would be {:?}d into {}; nothing was changed", rows.len(), mode, cfg.output.display()).to_lowercase());
+        out(&format!(
+            "dry run: {} files would be {:?}d into {}; nothing was changed",
+            rows.len(),
+            mode,
+            cfg.output.display()
+        )
+        .to_lowercase());
         for r in rows.iter().take(10) {
             out(&format!("  {} -> {}", r.source, r.path));
         }
@@ -219,7 +298,10 @@ fn augment_cmd(a: AugmentArgs) -> anyhow::Result<()> {
             let rel = f.strip_prefix(&a.input).unwrap_or(f);
             let mut augs = Vec::with_capacity(a.per_image);
             for k in 0..a.per_image {
-                let seed = a.seed.wrapping_mul(1_000_003).wrapping_add((i * a.per_image + k) as u64);
+                let seed = a
+                    .seed
+                    .wrapping_mul(1_000_003)
+                    .wrapping_add((i * a.per_image + k) as u64);
                 let out_img = aug.apply(&img, seed);
                 let stem = rel.with_extension("");
                 let dst = a.output.join(format!("{}_aug{k}.png", stem.display()));
@@ -238,7 +320,11 @@ fn augment_cmd(a: AugmentArgs) -> anyhow::Result<()> {
             Ok((img, augs))
         })
         .collect::<anyhow::Result<_>>()?;
-    out(&format!("wrote {} augmented images to {}", files.len() * a.per_image, a.output.display()));
+    out(&format!(
+        "wrote {} augmented images to {}",
+        files.len() * a.per_image,
+        a.output.display()
+    ));
     if let Some(grid) = a.grid {
         let rows: Vec<_> = results.into_iter().take(a.grid_rows).collect();
         let sheet = augment::contact_sheet(&rows, 96);
@@ -249,23 +335,32 @@ fn augment_cmd(a: AugmentArgs) -> anyhow::Result<()> {
             sheet.height(),
             image::ExtendedColorType::Rgb8,
         )?;
-        fsutil::write_replace(&grid, &png).with_context(|| format!("writing {}", grid.display()))?;
+        fsutil::write_replace(&grid, &png)
+            .with_context(|| format!("writing {}", grid.display()))?;
         out(&format!("contact sheet: {}", grid.display()));
     }
     Ok(())
 }
 
 fn set_threads(n: usize) {
-    let n = if n == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { n };
+    let n = if n == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        n
+    };
     // burn and the batch builder share rayon's global pool; it can only be sized once
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
 }
 
 fn train_cmd(a: TrainArgs, progress: bool) -> anyhow::Result<()> {
     use facegender::train::{data, training};
     let mut cfg = match (&a.config, a.resume) {
         (Some(p), _) => training::TrainConfig::load(p)?,
-        (None, true) if a.out.join("config.toml").exists() => training::TrainConfig::load(&a.out.join("config.toml"))?,
+        (None, true) if a.out.join("config.toml").exists() => {
+            training::TrainConfig::load(&a.out.join("config.toml"))?
+        }
         _ => training::TrainConfig::default(),
     };
     if let Some(e) = a.epochs {
@@ -281,7 +376,9 @@ fn train_cmd(a: TrainArgs, progress: bool) -> anyhow::Result<()> {
     if cfg.train.limit > 0 && train.len() > cfg.train.limit {
         // keep an even spread over the sorted list so both classes stay
         let step = train.len() as f64 / cfg.train.limit as f64;
-        let keep: Vec<usize> = (0..cfg.train.limit).map(|i| (i as f64 * step) as usize).collect();
+        let keep: Vec<usize> = (0..cfg.train.limit)
+            .map(|i| (i as f64 * step) as usize)
+            .collect();
         train.images = keep.iter().map(|&i| train.images[i].clone()).collect();
         train.labels = keep.iter().map(|&i| train.labels[i]).collect();
         train.names = keep.iter().map(|&i| train.names[i].clone()).collect();
@@ -292,7 +389,12 @@ fn train_cmd(a: TrainArgs, progress: bool) -> anyhow::Result<()> {
         for b in [training::Backend::Flex, training::Backend::Ndarray] {
             let (secs, losses) = training::time_steps(&cfg, &train, b, steps)?;
             let l: Vec<String> = losses.iter().map(|l| format!("{l:.4}")).collect();
-            out(&format!("{:<9} {:>12.3}   {}", format!("{b:?}").to_lowercase(), secs, l.join(" ")));
+            out(&format!(
+                "{:<9} {:>12.3}   {}",
+                format!("{b:?}").to_lowercase(),
+                secs,
+                l.join(" ")
+            ));
         }
         return Ok(());
     }
@@ -305,7 +407,10 @@ fn train_cmd(a: TrainArgs, progress: bool) -> anyhow::Result<()> {
         cfg.model.macs()
     ));
     let history = training::train(&cfg, &train, &val, &a.out, a.resume, progress)?;
-    if let Some(best) = history.iter().min_by(|x, y| x.val_loss.total_cmp(&y.val_loss)) {
+    if let Some(best) = history
+        .iter()
+        .min_by(|x, y| x.val_loss.total_cmp(&y.val_loss))
+    {
         out(&format!(
             "best epoch {}: validation loss {:.4}, accuracy {:.4}; run folder {}",
             best.epoch,
@@ -324,7 +429,9 @@ fn export_cmd(a: ExportArgs, progress: bool) -> anyhow::Result<()> {
     let mut cal = data::load_split(&a.calibration, Some(&trained.classes), side, progress)?;
     if cal.len() > a.calibration_images {
         let step = cal.len() as f64 / a.calibration_images as f64;
-        cal.images = (0..a.calibration_images).map(|i| cal.images[(i as f64 * step) as usize].clone()).collect();
+        cal.images = (0..a.calibration_images)
+            .map(|i| cal.images[(i as f64 * step) as usize].clone())
+            .collect();
     }
     let info = facegender::export::export(&a.run, &cal, &a.out, a.align, a.crop_scale)?;
     out(&format!(
@@ -365,14 +472,20 @@ fn eval_cmd(a: EvalArgs, progress: bool) -> anyhow::Result<()> {
     let mut outputs = Vec::new();
     for e in &engines {
         let o = match e {
-            Engine::Float => eval::run_float(a.run.as_deref().context("--engines float needs --run")?, &split)?,
+            Engine::Float => eval::run_float(
+                a.run.as_deref().context("--engines float needs --run")?,
+                &split,
+            )?,
             Engine::Onnx => eval::run_onnx(&a.model, &split)?,
             Engine::Int8Tract => eval::run_int8_tract(&a.model, &split)?,
             Engine::Int8Core => eval::run_int8_core(&a.model, &split)?,
         };
         outputs.push(o);
     }
-    let metrics: Vec<eval::Metrics> = outputs.iter().map(|o| eval::metrics(o, &split, &groups)).collect();
+    let metrics: Vec<eval::Metrics> = outputs
+        .iter()
+        .map(|o| eval::metrics(o, &split, &groups))
+        .collect();
     out(&eval::table(&metrics));
     let mut agreements = Vec::new();
     for (i, x) in outputs.iter().enumerate() {
@@ -384,7 +497,9 @@ fn eval_cmd(a: EvalArgs, progress: bool) -> anyhow::Result<()> {
                 g.b,
                 g.label_disagreements,
                 g.max_abs_logit_diff,
-                g.int8_mismatches.map_or(String::new(), |m| format!(", {m} images with different int8 logits"))
+                g.int8_mismatches.map_or(String::new(), |m| format!(
+                    ", {m} images with different int8 logits"
+                ))
             ));
             agreements.push(g);
         }
@@ -392,7 +507,9 @@ fn eval_cmd(a: EvalArgs, progress: bool) -> anyhow::Result<()> {
     if let Some(dir) = &a.out {
         std::fs::create_dir_all(dir)?;
         for m in &metrics {
-            let name = serde_json::to_string(&m.engine)?.trim_matches('"').to_string();
+            let name = serde_json::to_string(&m.engine)?
+                .trim_matches('"')
+                .to_string();
             facegender::plot::confusion_and_roc(
                 &dir.join(format!("eval-{name}.png")),
                 &split.classes,
@@ -409,31 +526,67 @@ fn eval_cmd(a: EvalArgs, progress: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn predict_cmd(a: PredictArgs, models_dir: &std::path::Path, dlib: &std::path::Path, progress: bool) -> anyhow::Result<()> {
+fn predict_cmd(
+    a: PredictArgs,
+    models_dir: &std::path::Path,
+    dlib: &std::path::Path,
+    progress: bool,
+) -> anyhow::Result<()> {
     use facegender::predict;
     use indicatif::ParallelProgressIterator;
     use rayon::prelude::*;
-    anyhow::ensure!((0.0..=1.0).contains(&a.min_probability), "--min-probability must be in [0, 1]");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.min_probability),
+        "--min-probability must be in [0, 1]"
+    );
     let model_dir = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
     let info = facegender::eval::export_info(&model_dir)?;
     let bytes = models::read(&model_dir.join(facegender::export::CORE_MODEL))?;
-    let model = facegender_core::nn::Model::parse(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", model_dir.join(facegender::export::CORE_MODEL).display()))?;
+    let model = facegender_core::nn::Model::parse(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}",
+            model_dir.join(facegender::export::CORE_MODEL).display()
+        )
+    })?;
     let classifier = predict::Classifier { model, info };
     let detector = BlazeFace::load(models_dir, a.detector)?;
     let lm = LandmarkModel::load(dlib)?;
     let sp = lm.predictor()?;
-    let m = preprocess::Models { detector: &detector, landmarks: &sp, box_map: BoxMap::FITTED };
-    let cfg = predict::Config { threshold: a.threshold, min_face: a.min_face, min_probability: a.min_probability };
+    let m = preprocess::Models {
+        detector: &detector,
+        landmarks: &sp,
+        box_map: BoxMap::FITTED,
+    };
+    let cfg = predict::Config {
+        threshold: a.threshold,
+        min_face: a.min_face,
+        min_probability: a.min_probability,
+    };
+    let device = if a.device_chain {
+        let det = facegender::device::Int8Detector::load(&models_dir.join("blazeface-int8"))?;
+        let chain = facegender::device::ChainInfo::load(&model_dir)?;
+        Some((det, chain))
+    } else {
+        None
+    };
     let inputs = predict::expand_inputs(&a.inputs)?;
     if let Some(dir) = &a.annotate {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let bar = if progress && inputs.len() > 1 { indicatif::ProgressBar::new(inputs.len() as u64) } else { indicatif::ProgressBar::hidden() };
+    let bar = if progress && inputs.len() > 1 {
+        indicatif::ProgressBar::new(inputs.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let results: Vec<predict::ImageResult> = inputs
         .par_iter()
         .progress_with(bar.clone())
-        .map(|p| predict::predict_image(&m, &classifier, &cfg, p, a.annotate.as_deref()))
+        .map(|p| match &device {
+            Some((det, chain)) => {
+                predict::predict_device(det, chain, &classifier, &cfg, p, a.annotate.as_deref())
+            }
+            None => predict::predict_image(&m, &classifier, &cfg, p, a.annotate.as_deref()),
+        })
         .collect();
     bar.finish_and_clear();
     for r in &results {
@@ -447,18 +600,28 @@ fn predict_cmd(a: PredictArgs, models_dir: &std::path::Path, dlib: &std::path::P
     }
     let failed = results.iter().filter(|r| r.status == "unreadable").count();
     if failed > 0 {
-        return Err(Partial(format!("{failed} of {} inputs could not be read", results.len())).into());
+        return Err(Partial(format!(
+            "{failed} of {} inputs could not be read",
+            results.len()
+        ))
+        .into());
     }
     Ok(())
 }
 
-fn load_classifier(model_dir: &std::path::Path) -> anyhow::Result<(facegender::export::ExportInfo, Vec<u8>)> {
+fn load_classifier(
+    model_dir: &std::path::Path,
+) -> anyhow::Result<(facegender::export::ExportInfo, Vec<u8>)> {
     let info = facegender::eval::export_info(model_dir)?;
     let bytes = models::read(&model_dir.join(facegender::export::CORE_MODEL))?;
     Ok((info, bytes))
 }
 
-fn bench_cmd(a: BenchArgs, models_dir: &std::path::Path, dlib: &std::path::Path) -> anyhow::Result<()> {
+fn bench_cmd(
+    a: BenchArgs,
+    models_dir: &std::path::Path,
+    dlib: &std::path::Path,
+) -> anyhow::Result<()> {
     use facegender::{bench, predict};
     let model_dir = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
     let (info, bytes) = load_classifier(&model_dir)?;
@@ -467,8 +630,13 @@ fn bench_cmd(a: BenchArgs, models_dir: &std::path::Path, dlib: &std::path::Path)
     let detector = BlazeFace::load(models_dir, facegender::detect::Variant::Front)?;
     let lm = LandmarkModel::load(dlib)?;
     let sp = lm.predictor()?;
-    let m = preprocess::Models { detector: &detector, landmarks: &sp, box_map: BoxMap::FITTED };
-    let mut files = fsutil::image_files(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
+    let m = preprocess::Models {
+        detector: &detector,
+        landmarks: &sp,
+        box_map: BoxMap::FITTED,
+    };
+    let mut files =
+        fsutil::image_files(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
     files.truncate(a.limit);
     anyhow::ensure!(!files.is_empty(), "no images in {}", a.input.display());
     let report = bench::run(&m, &classifier, &model_dir, &files, a.repeats.max(1))?;
@@ -479,12 +647,23 @@ fn bench_cmd(a: BenchArgs, models_dir: &std::path::Path, dlib: &std::path::Path)
     Ok(())
 }
 
-fn demo_cmd(a: DemoArgs, models_dir: &std::path::Path, dlib: &std::path::Path, progress: bool) -> anyhow::Result<()> {
-    let sample = a.sample.unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/fairface"));
+fn demo_cmd(
+    a: DemoArgs,
+    models_dir: &std::path::Path,
+    dlib: &std::path::Path,
+    progress: bool,
+) -> anyhow::Result<()> {
+    let sample = a.sample.unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/fairface")
+    });
     let detector = BlazeFace::load(models_dir, facegender::detect::Variant::Front)?;
     let lm = LandmarkModel::load(dlib)?;
     let sp = lm.predictor()?;
-    let m = preprocess::Models { detector: &detector, landmarks: &sp, box_map: BoxMap::FITTED };
+    let m = preprocess::Models {
+        detector: &detector,
+        landmarks: &sp,
+        box_map: BoxMap::FITTED,
+    };
     let (report, _) = facegender::demo::run(models_dir, &m, &sample, &a.workdir, progress)?;
     out(&facegender::demo::summary(&report));
     Ok(())
@@ -494,17 +673,220 @@ fn firmware_cmd(a: FirmwareArgs, models_dir: &std::path::Path) -> anyhow::Result
     use facegender::firmware;
     let model_dir = a.model.unwrap_or_else(|| models_dir.join("gender"));
     let (ok, total, instructions, log) = facegender::demo::firmware_check(&model_dir)?;
-    for l in log.lines().filter(|l| l.contains("crop=") || l.contains("model:") || l.contains("stack")) {
+    for l in log
+        .lines()
+        .filter(|l| l.contains("crop=") || l.contains("model:") || l.contains("stack"))
+    {
         out(l.trim());
     }
     let elf = firmware::firmware_dir().join("target/thumbv7em-none-eabihf/release/classify");
     let s = firmware::sizes(&elf)?;
     let stack = firmware::parse_stack(&log).unwrap_or(0) as u64;
-    out(&format!("{ok}/{total} crops equal to the host (label and int8 logits); {} instructions per inference (QEMU -icount)", instructions.unwrap_or(0)));
+    out(&format!(
+        "{ok}/{total} crops equal to the host (label and int8 logits); {} instructions per inference (QEMU -icount)",
+        instructions.unwrap_or(0)
+    ));
     out(&format!(
         "size: .text {} + .rodata {} + .vector_table {} + .data {} = flash {} bytes; .data {} + .bss {} + .uninit {} + stack {} = RAM {} bytes",
-        s.text, s.rodata, s.vector_table, s.data, s.flash(), s.data, s.bss, s.uninit, stack, s.static_ram() + stack
+        s.text,
+        s.rodata,
+        s.vector_table,
+        s.data,
+        s.flash(),
+        s.data,
+        s.bss,
+        s.uninit,
+        stack,
+        s.static_ram() + stack
     ));
     anyhow::ensure!(total > 0 && ok == total, "firmware and host disagree");
+    Ok(())
+}
+
+fn quantize_detector_cmd(
+    a: QuantizeDetectorArgs,
+    models_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let files =
+        fsutil::image_files(&a.calibration).with_context(|| a.calibration.display().to_string())?;
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no photos in {}",
+        a.calibration.display()
+    );
+    let step = (files.len() as f64 / a.images.max(1) as f64).max(1.0);
+    let picked: Vec<_> = (0..a.images.min(files.len()))
+        .map(|i| files[(i as f64 * step) as usize].clone())
+        .collect();
+    let info = facegender::device::quantize_detector(models_dir, &picked, &a.out)?;
+    out(&format!(
+        "int8 BlazeFace in {}: {} MACs, {} weight bytes, arena {} bytes, calibrated on {} photos",
+        a.out.display(),
+        info.macs,
+        info.weight_bytes,
+        info.arena_bytes,
+        info.calibration_images
+    ));
+    Ok(())
+}
+
+fn eval_detector_cmd(a: EvalDetectorArgs, models_dir: &std::path::Path) -> anyhow::Result<()> {
+    use facegender::device::{self, Int8Detector};
+    use rayon::prelude::*;
+    let float = BlazeFace::load(models_dir, facegender::detect::Variant::Front)?;
+    let int8 = Int8Detector::load(&a.detector)?;
+    let mut files = fsutil::image_files(&a.input)?;
+    let step = (files.len() as f64 / a.limit.max(1) as f64).max(1.0);
+    files = (0..a.limit.min(files.len()))
+        .map(|i| files[(i as f64 * step) as usize].clone())
+        .collect();
+    let per: Vec<(usize, usize, bool, bool)> = files
+        .par_iter()
+        .map_init(Vec::new, |arena, f| -> anyhow::Result<_> {
+            let img = facegender::decode::decode_file(f, &Default::default())?;
+            // the float model on the same letterboxed pixels, so only quantisation differs
+            let fl = device::float_detect_same_input(&float, &img, a.threshold)?;
+            let q = int8.detect(&img, a.threshold, arena)?;
+            let matched = fl
+                .iter()
+                .filter(|d| {
+                    q.iter()
+                        .any(|e| device::iou(d.corners(), e.corners()) >= 0.5)
+                })
+                .count();
+            Ok((fl.len(), matched, !fl.is_empty(), !q.is_empty()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let n = per.len() as f64;
+    let float_dets: usize = per.iter().map(|p| p.0).sum();
+    let matched: usize = per.iter().map(|p| p.1).sum();
+    let float_found = per.iter().filter(|p| p.2).count() as f64 / n;
+    let int8_found = per.iter().filter(|p| p.3).count() as f64 / n;
+    let report = serde_json::json!({
+        "photos": per.len(), "float_detections": float_dets, "matched_by_int8": matched,
+        "matched_share": matched as f64 / float_dets.max(1) as f64,
+        "float_face_found_rate": float_found, "int8_face_found_rate": int8_found,
+    });
+    out(&format!(
+        "{} photos: int8 matches {matched} of {float_dets} float detections ({:.2}%, IoU >= 0.5); face found: float {:.2}%, int8 {:.2}%",
+        per.len(),
+        100.0 * matched as f64 / float_dets.max(1) as f64,
+        100.0 * float_found,
+        100.0 * int8_found
+    ));
+    if let Some(p) = a.json {
+        fsutil::write_replace(&p, &serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+fn fit_template_cmd(a: FitTemplateArgs) -> anyhow::Result<()> {
+    let det = facegender::device::Int8Detector::load(&a.detector)?;
+    let info = facegender::device::fit_template(
+        &a.report,
+        &a.photos,
+        &det,
+        a.limit,
+        facegender::detect::DEFAULT_THRESHOLD,
+    )?;
+    fsutil::write_replace(&a.out, &serde_json::to_vec_pretty(&info)?)?;
+    out(&format!(
+        "keypoint template from {} crops ({} px): {:?} -> {}",
+        info.fitted_on,
+        info.template_side,
+        info.template,
+        a.out.display()
+    ));
+    Ok(())
+}
+
+fn eval_chain_cmd(
+    a: EvalChainArgs,
+    models_dir: &std::path::Path,
+    dlib: &std::path::Path,
+    progress: bool,
+) -> anyhow::Result<()> {
+    use facegender::predict;
+    use rayon::prelude::*;
+    let model_dir = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
+    let (info, bytes) = load_classifier(&model_dir)?;
+    let model = facegender_core::nn::Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let classifier = predict::Classifier { model, info };
+    let detector = BlazeFace::load(models_dir, facegender::detect::Variant::Front)?;
+    let lm = LandmarkModel::load(dlib)?;
+    let sp = lm.predictor()?;
+    let m = preprocess::Models {
+        detector: &detector,
+        landmarks: &sp,
+        box_map: BoxMap::FITTED,
+    };
+    let det = facegender::device::Int8Detector::load(&a.detector)?;
+    let chain = facegender::device::ChainInfo::load(&model_dir)?;
+    let items = facegender::dataset::list(&a.input)?;
+    let step = (items.len() as f64 / a.limit.max(1) as f64).max(1.0);
+    let items: Vec<_> = (0..a.limit.min(items.len()))
+        .map(|i| items[(i as f64 * step) as usize].clone())
+        .collect();
+    let cfg = predict::Config {
+        threshold: facegender::detect::DEFAULT_THRESHOLD,
+        min_face: 0.0,
+        min_probability: 0.0,
+    };
+    let bar = if progress {
+        indicatif::ProgressBar::new(items.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let label_of = |r: &predict::ImageResult| -> Option<String> {
+        r.faces
+            .iter()
+            .max_by(|x, y| {
+                ((x.bbox[2] - x.bbox[0]) * (x.bbox[3] - x.bbox[1]))
+                    .total_cmp(&((y.bbox[2] - y.bbox[0]) * (y.bbox[3] - y.bbox[1])))
+            })
+            .and_then(|f| f.label.clone())
+    };
+    let per: Vec<(Option<String>, Option<String>, String)> = items
+        .par_iter()
+        .map(|it| {
+            bar.inc(1);
+            let host = predict::predict_image(&m, &classifier, &cfg, &it.path, None);
+            let dev = predict::predict_device(&det, &chain, &classifier, &cfg, &it.path, None);
+            (label_of(&host), label_of(&dev), it.class.clone())
+        })
+        .collect();
+    bar.finish_and_clear();
+    let n = per.len() as f64;
+    let acc = |k: usize| {
+        per.iter()
+            .filter(|p| (if k == 0 { &p.0 } else { &p.1 }).as_deref() == Some(p.2.as_str()))
+            .count() as f64
+            / n
+    };
+    let found = |k: usize| {
+        per.iter()
+            .filter(|p| (if k == 0 { &p.0 } else { &p.1 }).is_some())
+            .count() as f64
+            / n
+    };
+    let agree = per.iter().filter(|p| p.0 == p.1).count() as f64 / n;
+    let report = serde_json::json!({
+        "photos": per.len(),
+        "host_chain": {"accuracy": acc(0), "face_found": found(0)},
+        "device_chain": {"accuracy": acc(1), "face_found": found(1)},
+        "same_label": agree,
+    });
+    out(&format!(
+        "{} photos: host chain (float BlazeFace, dlib landmarks) accuracy {:.4} (face found {:.4}); device chain (int8 BlazeFace, keypoints) accuracy {:.4} (face found {:.4}); same label {:.4}",
+        per.len(),
+        acc(0),
+        found(0),
+        acc(1),
+        found(1),
+        agree
+    ));
+    if let Some(p) = a.json {
+        fsutil::write_replace(&p, &serde_json::to_vec_pretty(&report)?)?;
+    }
     Ok(())
 }

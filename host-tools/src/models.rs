@@ -21,17 +21,23 @@ pub enum ModelFileError {
     #[error("model file {path} is corrupt ({reason}): {SETUP_HINT}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("cannot read model file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Reads a model file, naming it (and the fix) in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>, ModelFileError> {
     match std::fs::read(path) {
         Ok(b) => Ok(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(ModelFileError::Missing { path: path.to_path_buf() })
-        }
-        Err(source) => Err(ModelFileError::Io { path: path.to_path_buf(), source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ModelFileError::Missing {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(ModelFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

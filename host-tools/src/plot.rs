@@ -22,9 +22,21 @@ pub fn history(path: &Path, h: &[EpochStats]) -> anyhow::Result<()> {
         (&right, "accuracy", |e| e.train_acc, |e| e.val_acc),
     ];
     for (area, name, train, val) in panels {
-        let all: Vec<f64> = h.iter().flat_map(|e| [train(e), val(e)]).filter(|v| v.is_finite()).collect();
-        let (lo, hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-        let (lo, hi) = if lo.is_finite() { (lo - 0.02 * (hi - lo + 1e-9), hi + 0.02 * (hi - lo + 1e-9)) } else { (0.0, 1.0) };
+        let all: Vec<f64> = h
+            .iter()
+            .flat_map(|e| [train(e), val(e)])
+            .filter(|v| v.is_finite())
+            .collect();
+        let (lo, hi) = all
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let (lo, hi) = if lo.is_finite() {
+            (lo - 0.02 * (hi - lo + 1e-9), hi + 0.02 * (hi - lo + 1e-9))
+        } else {
+            (0.0, 1.0)
+        };
         let mut chart = ChartBuilder::on(area)
             .caption(name, ("sans-serif", 22))
             .margin(12)
@@ -35,27 +47,53 @@ pub fn history(path: &Path, h: &[EpochStats]) -> anyhow::Result<()> {
         chart.configure_mesh().x_desc("epoch").draw().map_err(err)?;
         for (label, get, color) in [("train", train, BLUE), ("validation", val, RED)] {
             chart
-                .draw_series(LineSeries::new(h.iter().map(|e| (e.epoch as f64, get(e))), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    h.iter().map(|e| (e.epoch as f64, get(e))),
+                    color.stroke_width(2),
+                ))
                 .map_err(err)?
                 .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
         }
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
+            .map_err(err)?;
     }
     root.present().map_err(err)?;
     Ok(())
 }
 
 /// Confusion matrix (counts, rows = true class) next to the ROC curve of the positive class.
-pub fn confusion_and_roc(path: &Path, classes: &[String], confusion: &[Vec<usize>], roc: &[(f64, f64)], auc: f64, title: &str) -> anyhow::Result<()> {
+pub fn confusion_and_roc(
+    path: &Path,
+    classes: &[String],
+    confusion: &[Vec<usize>],
+    roc: &[(f64, f64)],
+    auc: f64,
+    title: &str,
+) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, (900, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let root = root.titled(title, ("sans-serif", 20)).map_err(err)?;
     let (left, right) = root.split_horizontally(440);
     let n = classes.len();
-    let max = confusion.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+    let max = confusion
+        .iter()
+        .flatten()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let mut chart = ChartBuilder::on(&left)
-        .caption("confusion matrix (rows: true, columns: predicted)", ("sans-serif", 15))
+        .caption(
+            "confusion matrix (rows: true, columns: predicted)",
+            ("sans-serif", 15),
+        )
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(70)
@@ -75,12 +113,16 @@ pub fn confusion_and_roc(path: &Path, classes: &[String], confusion: &[Vec<usize
             let y = n - 1 - t;
             let shade = (255.0 * (1.0 - 0.8 * count as f64 / max)) as u8;
             chart
-                .draw_series(std::iter::once(Rectangle::new([(p, y), (p + 1, y + 1)], RGBColor(shade, shade, 255).filled())))
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(p, y), (p + 1, y + 1)],
+                    RGBColor(shade, shade, 255).filled(),
+                )))
                 .map_err(err)?;
             let pos = chart.backend_coord(&(p, y + 1));
             let cell = chart.backend_coord(&(p + 1, y));
             let centre = ((pos.0 + cell.0) / 2 - 20, (pos.1 + cell.1) / 2 - 8);
-            left.draw(&Text::new(format!("{count}"), centre, ("sans-serif", 20))).map_err(err)?;
+            left.draw(&Text::new(format!("{count}"), centre, ("sans-serif", 20)))
+                .map_err(err)?;
         }
     }
     let mut roc_chart = ChartBuilder::on(&right)
@@ -90,9 +132,21 @@ pub fn confusion_and_roc(path: &Path, classes: &[String], confusion: &[Vec<usize
         .y_label_area_size(42)
         .build_cartesian_2d(0f64..1f64, 0f64..1f64)
         .map_err(err)?;
-    roc_chart.configure_mesh().x_desc("false positive rate").y_desc("true positive rate").draw().map_err(err)?;
-    roc_chart.draw_series(LineSeries::new(vec![(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3))).map_err(err)?;
-    roc_chart.draw_series(LineSeries::new(roc.iter().copied(), RED.stroke_width(2))).map_err(err)?;
+    roc_chart
+        .configure_mesh()
+        .x_desc("false positive rate")
+        .y_desc("true positive rate")
+        .draw()
+        .map_err(err)?;
+    roc_chart
+        .draw_series(LineSeries::new(
+            vec![(0.0, 0.0), (1.0, 1.0)],
+            BLACK.mix(0.3),
+        ))
+        .map_err(err)?;
+    roc_chart
+        .draw_series(LineSeries::new(roc.iter().copied(), RED.stroke_width(2)))
+        .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
 }

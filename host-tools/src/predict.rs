@@ -66,16 +66,30 @@ pub struct Classifier<'a> {
 
 impl Classifier<'_> {
     /// Aligned crop of a face as the model saw them in training.
-    pub fn crop(&self, img: &RgbImage, landmarks: &[facegender_core::ert::Point]) -> anyhow::Result<RgbImage> {
+    pub fn crop(
+        &self,
+        img: &RgbImage,
+        landmarks: &[facegender_core::ert::Point],
+    ) -> anyhow::Result<RgbImage> {
         let side = self.info.input as u32;
         let a = align::transform(landmarks, self.info.align, side, self.info.crop_scale)?;
         align::crop(img, &a, side)
     }
 
     /// int8 logits and class probabilities of a crop.
-    pub fn classify(&self, crop: &RgbImage, arena: &mut [u8]) -> anyhow::Result<(Vec<i8>, Vec<f32>)> {
-        let out = self.model.run(arena, &core_input(crop)).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let logits = out.get(0).ok_or_else(|| anyhow::anyhow!("model has no output"))?.to_vec();
+    pub fn classify(
+        &self,
+        crop: &RgbImage,
+        arena: &mut [u8],
+    ) -> anyhow::Result<(Vec<i8>, Vec<f32>)> {
+        let out = self
+            .model
+            .run(arena, &core_input(crop))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let logits = out
+            .get(0)
+            .ok_or_else(|| anyhow::anyhow!("model has no output"))?
+            .to_vec();
         let q = self.model.output(0).q;
         let p = int8_probs(&logits, q);
         Ok((logits, p))
@@ -83,8 +97,19 @@ impl Classifier<'_> {
 }
 
 /// Runs the chain on one photo.
-pub fn predict_image(m: &Models<'_>, c: &Classifier<'_>, cfg: &Config, path: &Path, annotate: Option<&Path>) -> ImageResult {
-    let mut r = ImageResult { image: path.to_path_buf(), status: "ok", error: None, faces: Vec::new() };
+pub fn predict_image(
+    m: &Models<'_>,
+    c: &Classifier<'_>,
+    cfg: &Config,
+    path: &Path,
+    annotate: Option<&Path>,
+) -> ImageResult {
+    let mut r = ImageResult {
+        image: path.to_path_buf(),
+        status: "ok",
+        error: None,
+        faces: Vec::new(),
+    };
     let img = match decode_file(path, &Limits::default()) {
         Ok(i) => i,
         Err(e) => {
@@ -119,7 +144,10 @@ pub fn predict_image(m: &Models<'_>, c: &Classifier<'_>, cfg: &Config, path: &Pa
         if f.face.width() < cfg.min_face {
             fr.status = "too_small";
         } else {
-            match c.crop(&img, &f.landmarks).and_then(|crop| c.classify(&crop, &mut arena)) {
+            match c
+                .crop(&img, &f.landmarks)
+                .and_then(|crop| c.classify(&crop, &mut arena))
+            {
                 Ok((logits, p)) => {
                     let best = (0..p.len()).fold(0, |b, k| if p[k] > p[b] { k } else { b });
                     fr.probability = Some(p[best]);
@@ -162,26 +190,38 @@ pub fn annotate_image(img: &RgbImage, r: &ImageResult, dir: &Path) -> anyhow::Re
                 _ => RGBColor(160, 160, 160),
             };
             let b = f.bbox.map(|v| v.round() as i32);
-            root.draw(&Rectangle::new([(b[0], b[1]), (b[2], b[3])], color.stroke_width(thick)))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            root.draw(&Rectangle::new(
+                [(b[0], b[1]), (b[2], b[3])],
+                color.stroke_width(thick),
+            ))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             for p in &f.landmarks {
-                root.draw(&Circle::new((p[0], p[1]), thick.max(2), color.filled())).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                root.draw(&Circle::new((p[0], p[1]), thick.max(2), color.filled()))
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             }
             let text = match (&f.label, f.probability) {
                 (Some(l), Some(p)) => format!("{l} {:.0}%", 100.0 * p),
                 _ => f.status.replace('_', " "),
             };
             let y = (b[1] - font - 4).max(0);
-            root.draw(&Text::new(text, (b[0], y), ("sans-serif", font).into_font().color(&color)))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            root.draw(&Text::new(
+                text,
+                (b[0], y),
+                ("sans-serif", font).into_font().color(&color),
+            ))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
         root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
     let out = RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow::anyhow!("buffer size"))?;
-    let name = r.image.file_stem().map_or("image".into(), |s| s.to_string_lossy().into_owned());
+    let name = r
+        .image
+        .file_stem()
+        .map_or("image".into(), |s| s.to_string_lossy().into_owned());
     let path = dir.join(format!("{name}.png"));
     let mut png = Vec::new();
-    image::DynamicImage::ImageRgb8(out).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    image::DynamicImage::ImageRgb8(out)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     crate::fsutil::write_replace(&path, &png)?;
     Ok(path)
 }
@@ -202,7 +242,11 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 /// A human-readable line per face.
 pub fn lines(r: &ImageResult) -> Vec<String> {
     match r.status {
-        "unreadable" => vec![format!("{}: unreadable: {}", r.image.display(), r.error.as_deref().unwrap_or(""))],
+        "unreadable" => vec![format!(
+            "{}: unreadable: {}",
+            r.image.display(),
+            r.error.as_deref().unwrap_or("")
+        )],
         "no_face" => vec![format!("{}: no face found", r.image.display())],
         _ => r
             .faces
@@ -214,8 +258,101 @@ pub fn lines(r: &ImageResult) -> Vec<String> {
                     (None, Some(p)) => format!("{} (top p = {p:.3})", f.status),
                     _ => f.status.to_string(),
                 };
-                format!("{} face {}: box [{}, {}, {}, {}] score {:.2}: {what}", r.image.display(), f.face, b[0], b[1], b[2], b[3], f.score)
+                format!(
+                    "{} face {}: box [{}, {}, {}, {}] score {:.2}: {what}",
+                    r.image.display(),
+                    f.face,
+                    b[0],
+                    b[1],
+                    b[2],
+                    b[3],
+                    f.score
+                )
             })
             .collect(),
     }
+}
+
+/// The device chain on one photo, through the same core calls as the firmware.
+pub fn predict_device(
+    det: &crate::device::Int8Detector,
+    chain: &crate::device::ChainInfo,
+    c: &Classifier<'_>,
+    cfg: &Config,
+    path: &Path,
+    annotate: Option<&Path>,
+) -> ImageResult {
+    let mut r = ImageResult {
+        image: path.to_path_buf(),
+        status: "ok",
+        error: None,
+        faces: Vec::new(),
+    };
+    let img = match decode_file(path, &Limits::default()) {
+        Ok(i) => i,
+        Err(e) => {
+            r.status = "unreadable";
+            r.error = Some(e.to_string());
+            return r;
+        }
+    };
+    let mut arena = Vec::new();
+    let faces = match det.detect(&img, chain.threshold.max(cfg.threshold), &mut arena) {
+        Ok(f) => f,
+        Err(e) => {
+            r.status = "unreadable";
+            r.error = Some(e.to_string());
+            return r;
+        }
+    };
+    if faces.is_empty() {
+        r.status = "no_face";
+    }
+    let template = chain.template();
+    let mut cls_arena = vec![0u8; c.model.arena_len()];
+    for (i, f) in faces.iter().enumerate() {
+        let mut fr = FaceResult {
+            face: i,
+            bbox: f.corners(),
+            score: f.score,
+            status: "ok",
+            label: None,
+            probability: None,
+            logits: None,
+            landmarks: f
+                .keypoints
+                .iter()
+                .map(|p| [p[0].round() as i32, p[1].round() as i32])
+                .collect(),
+        };
+        if f.size[0] < cfg.min_face {
+            fr.status = "too_small";
+        } else {
+            match crate::device::keypoint_crop(&img, f, &template)
+                .and_then(|crop| c.classify(&crop, &mut cls_arena))
+            {
+                Ok((logits, p)) => {
+                    let best = (0..p.len()).fold(0, |b, k| if p[k] > p[b] { k } else { b });
+                    fr.probability = Some(p[best]);
+                    fr.logits = Some(logits);
+                    if p[best] < cfg.min_probability {
+                        fr.status = "uncertain";
+                    } else {
+                        fr.label = c.info.classes.get(best).cloned();
+                    }
+                }
+                Err(e) => {
+                    fr.status = "uncertain";
+                    r.error = Some(e.to_string());
+                }
+            }
+        }
+        r.faces.push(fr);
+    }
+    if let Some(dir) = annotate {
+        if let Err(e) = annotate_image(&img, &r, dir) {
+            r.error = Some(format!("annotation: {e}"));
+        }
+    }
+    r
 }

@@ -173,16 +173,30 @@ pub fn faces_with_landmarks(
         .map(|face| {
             let rect = m.box_map.rect(&face);
             let landmarks = landmarks::predict(m.landmarks, grey, img.width(), img.height(), rect)?;
-            Ok(FaceLandmarks { face, rect, landmarks })
+            Ok(FaceLandmarks {
+                face,
+                rect,
+                landmarks,
+            })
         })
         .collect()
 }
 
 fn rel_string(p: &Path) -> String {
-    p.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
-fn process_one(m: &Models<'_>, cfg: &Config, times: &StageTimes, class: &str, input: &Path, rel: &str) -> Entry {
+fn process_one(
+    m: &Models<'_>,
+    cfg: &Config,
+    times: &StageTimes,
+    class: &str,
+    input: &Path,
+    rel: &str,
+) -> Entry {
     let mut e = Entry {
         path: rel.to_string(),
         class: class.to_string(),
@@ -212,8 +226,16 @@ fn process_one(m: &Models<'_>, cfg: &Config, times: &StageTimes, class: &str, in
     };
     let t = times.add(&times.detect, t);
     e.faces = faces.len();
-    let Some(face) = faces.iter().copied().max_by(|a, b| (a.width() * a.height()).total_cmp(&(b.width() * b.height()))) else {
-        return fail(e, Status::NoFace, "no face above the score threshold".into());
+    let Some(face) = faces
+        .iter()
+        .copied()
+        .max_by(|a, b| (a.width() * a.height()).total_cmp(&(b.width() * b.height())))
+    else {
+        return fail(
+            e,
+            Status::NoFace,
+            "no face above the score threshold".into(),
+        );
     };
     e.score = Some(face.score);
     e.bbox = Some(face.bbox);
@@ -221,7 +243,11 @@ fn process_one(m: &Models<'_>, cfg: &Config, times: &StageTimes, class: &str, in
         return fail(e, Status::MultipleFaces, format!("{} faces", faces.len()));
     }
     if face.width() < cfg.min_face {
-        return fail(e, Status::TooSmall, format!("face {:.0} px wide, minimum {}", face.width(), cfg.min_face));
+        return fail(
+            e,
+            Status::TooSmall,
+            format!("face {:.0} px wide, minimum {}", face.width(), cfg.min_face),
+        );
     }
     let rect = m.box_map.rect(&face);
     e.dlib_box = Some([rect.left, rect.top, rect.right, rect.bottom]);
@@ -232,14 +258,26 @@ fn process_one(m: &Models<'_>, cfg: &Config, times: &StageTimes, class: &str, in
     };
     e.landmarks = Some(pts.iter().map(|p| [p.x, p.y]).collect());
     let t = times.add(&times.landmarks, t);
-    let crop = match align::transform(&pts, cfg.align, cfg.crop, cfg.scale).and_then(|a| align::crop(&img, &a, cfg.crop)) {
+    let crop = match align::transform(&pts, cfg.align, cfg.crop, cfg.scale)
+        .and_then(|a| align::crop(&img, &a, cfg.crop))
+    {
         Ok(c) => c,
         Err(err) => return fail(e, Status::AlignFailed, err.to_string()),
     };
     let t = times.add(&times.align, t);
     let out_rel = Path::new(class).join(Path::new(rel).with_extension("png"));
     let mut png = Vec::new();
-    if let Err(err) = image::codecs::png::PngEncoder::new_with_quality(&mut png, image::codecs::png::CompressionType::Fast, image::codecs::png::FilterType::Adaptive).write_image(crop.as_raw(), crop.width(), crop.height(), image::ExtendedColorType::Rgb8) {
+    if let Err(err) = image::codecs::png::PngEncoder::new_with_quality(
+        &mut png,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Adaptive,
+    )
+    .write_image(
+        crop.as_raw(),
+        crop.width(),
+        crop.height(),
+        image::ExtendedColorType::Rgb8,
+    ) {
         return fail(e, Status::WriteFailed, err.to_string());
     }
     match fsutil::write_new(&cfg.output.join(&out_rel), &png) {
@@ -253,7 +291,9 @@ fn process_one(m: &Models<'_>, cfg: &Config, times: &StageTimes, class: &str, in
 
 /// Reads the journal of an earlier run (unparsable lines, e.g. one cut by a kill, are ignored).
 fn read_journal(path: &Path) -> HashMap<(String, String), Entry> {
-    let Ok(f) = std::fs::File::open(path) else { return HashMap::new() };
+    let Ok(f) = std::fs::File::open(path) else {
+        return HashMap::new();
+    };
     std::io::BufReader::new(f)
         .lines()
         .map_while(Result::ok)
@@ -265,10 +305,20 @@ fn read_journal(path: &Path) -> HashMap<(String, String), Entry> {
 /// Runs the whole command.
 pub fn run(cfg: &Config, m: &Models<'_>) -> anyhow::Result<Report> {
     let started = Instant::now();
-    anyhow::ensure!(cfg.input.is_dir(), "input folder {} does not exist", cfg.input.display());
-    let classes = fsutil::class_dirs(&cfg.input).with_context(|| format!("reading {}", cfg.input.display()))?;
-    anyhow::ensure!(!classes.is_empty(), "{} has no class sub-folders (expected e.g. male/ and female/)", cfg.input.display());
-    std::fs::create_dir_all(&cfg.output).with_context(|| format!("creating {}", cfg.output.display()))?;
+    anyhow::ensure!(
+        cfg.input.is_dir(),
+        "input folder {} does not exist",
+        cfg.input.display()
+    );
+    let classes = fsutil::class_dirs(&cfg.input)
+        .with_context(|| format!("reading {}", cfg.input.display()))?;
+    anyhow::ensure!(
+        !classes.is_empty(),
+        "{} has no class sub-folders (expected e.g. male/ and female/)",
+        cfg.input.display()
+    );
+    std::fs::create_dir_all(&cfg.output)
+        .with_context(|| format!("creating {}", cfg.output.display()))?;
 
     let mut todo = Vec::new();
     for (class, dir) in &classes {
@@ -283,7 +333,10 @@ pub fn run(cfg: &Config, m: &Models<'_>) -> anyhow::Result<Report> {
     let total = todo.len();
     let (resumed, todo): (Vec<_>, Vec<_>) = todo.into_iter().partition(|(class, _, rel)| {
         done.get(&(class.clone(), rel.clone())).is_some_and(|e| {
-            e.status != Status::Ok || e.crop.as_ref().is_some_and(|c| cfg.output.join(c).is_file())
+            e.status != Status::Ok
+                || e.crop
+                    .as_ref()
+                    .is_some_and(|c| cfg.output.join(c).is_file())
         })
     });
     let journal = Mutex::new(std::io::BufWriter::new(
@@ -294,13 +347,21 @@ pub fn run(cfg: &Config, m: &Models<'_>) -> anyhow::Result<Report> {
             .with_context(|| format!("opening {}", journal_path.display()))?,
     ));
     let times = StageTimes::default();
-    let bar = if cfg.progress { ProgressBar::new(todo.len() as u64) } else { ProgressBar::hidden() };
+    let bar = if cfg.progress {
+        ProgressBar::new(todo.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} preprocess [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} preprocess [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(cfg.jobs).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.jobs)
+        .build()?;
     let fresh: Vec<Entry> = pool.install(|| {
         todo.par_iter()
             .progress_with(bar.clone())
@@ -308,11 +369,17 @@ pub fn run(cfg: &Config, m: &Models<'_>) -> anyhow::Result<Report> {
                 let e = process_one(m, cfg, &times, class, path, rel);
                 if e.status != Status::Ok {
                     bar.suspend(|| {
-                        eprintln!("warning: {class}/{rel}: {:?}: {}", e.status, e.reason.as_deref().unwrap_or(""))
+                        eprintln!(
+                            "warning: {class}/{rel}: {:?}: {}",
+                            e.status,
+                            e.reason.as_deref().unwrap_or("")
+                        )
                     });
                 }
                 let line = serde_json::to_string(&e)?;
-                let mut j = journal.lock().map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
+                let mut j = journal
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
                 writeln!(j, "{line}")?;
                 j.flush()?;
                 Ok(e)
@@ -331,9 +398,16 @@ pub fn run(cfg: &Config, m: &Models<'_>) -> anyhow::Result<Report> {
     let mut by_class: BTreeMap<String, BTreeMap<Status, usize>> = BTreeMap::new();
     for e in &entries {
         *by_status.entry(e.status).or_insert(0) += 1;
-        *by_class.entry(e.class.clone()).or_default().entry(e.status).or_insert(0) += 1;
+        *by_class
+            .entry(e.class.clone())
+            .or_default()
+            .entry(e.status)
+            .or_insert(0) += 1;
     }
-    let readable = entries.iter().filter(|e| e.status != Status::Unreadable).count();
+    let readable = entries
+        .iter()
+        .filter(|e| e.status != Status::Unreadable)
+        .count();
     let found = entries.iter().filter(|e| e.faces > 0).count();
     let seconds = started.elapsed().as_secs_f64();
     let report = Report {
@@ -349,7 +423,10 @@ pub fn run(cfg: &Config, m: &Models<'_>) -> anyhow::Result<Report> {
         stage_ms: times.millis(),
         entries,
     };
-    fsutil::write_replace(&cfg.output.join("preprocess-report.json"), &serde_json::to_vec_pretty(&report)?)?;
+    fsutil::write_replace(
+        &cfg.output.join("preprocess-report.json"),
+        &serde_json::to_vec_pretty(&report)?,
+    )?;
     Ok(report)
 }
 
@@ -357,17 +434,44 @@ pub fn run(cfg: &Config, m: &Models<'_>) -> anyhow::Result<Report> {
 pub fn summary(r: &Report) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let _ = writeln!(s, "preprocess: {} images ({} now, {} from an earlier run) in {:.1} s, {:.1} images/s", r.images, r.processed_now, r.resumed, r.seconds, r.images_per_second);
-    let _ = writeln!(s, "face found in {:.2}% of readable images", 100.0 * r.face_found_rate);
+    let _ = writeln!(
+        s,
+        "preprocess: {} images ({} now, {} from an earlier run) in {:.1} s, {:.1} images/s",
+        r.images, r.processed_now, r.resumed, r.seconds, r.images_per_second
+    );
+    let _ = writeln!(
+        s,
+        "face found in {:.2}% of readable images",
+        100.0 * r.face_found_rate
+    );
     for (class, counts) in &r.by_class {
-        let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{}: {v}", serde_json::to_string(k).unwrap_or_default().trim_matches('"'))).collect();
+        let parts: Vec<String> = counts
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}: {v}",
+                    serde_json::to_string(k)
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                )
+            })
+            .collect();
         let _ = writeln!(s, "  {class:<12} {}", parts.join(", "));
     }
     if r.processed_now > 0 {
         let n = r.processed_now as f64;
-        let stages: Vec<String> = r.stage_ms.iter().map(|(k, v)| format!("{k} {:.2} ms", v / n)).collect();
+        let stages: Vec<String> = r
+            .stage_ms
+            .iter()
+            .map(|(k, v)| format!("{k} {:.2} ms", v / n))
+            .collect();
         let _ = writeln!(s, "per image (one thread): {}", stages.join(", "));
     }
-    let _ = write!(s, "crops in {}, report in {}", r.config.output.display(), r.config.output.join("preprocess-report.json").display());
+    let _ = write!(
+        s,
+        "crops in {}, report in {}",
+        r.config.output.display(),
+        r.config.output.join("preprocess-report.json").display()
+    );
     s
 }

@@ -43,8 +43,9 @@ pub struct RefFace {
 
 /// Faces of a reference file; paths in it are relative to `shared` (the folder holding `data/`).
 pub fn load(json: &Path, shared: &Path) -> anyhow::Result<Vec<RefFace>> {
-    let f: RefFile = serde_json::from_slice(&std::fs::read(json).with_context(|| json.display().to_string())?)
-        .with_context(|| format!("{} is not a dlib reference file", json.display()))?;
+    let f: RefFile =
+        serde_json::from_slice(&std::fs::read(json).with_context(|| json.display().to_string())?)
+            .with_context(|| format!("{} is not a dlib reference file", json.display()))?;
     Ok(f.images
         .into_iter()
         .filter_map(|im| {
@@ -56,7 +57,12 @@ pub fn load(json: &Path, shared: &Path) -> anyhow::Result<Vec<RefFace>> {
             })?;
             Some(RefFace {
                 image: shared.join(&im.image),
-                rect: Rect { left: best.left, top: best.top, right: best.right, bottom: best.bottom },
+                rect: Rect {
+                    left: best.left,
+                    top: best.top,
+                    right: best.right,
+                    bottom: best.bottom,
+                },
                 landmarks: lm.iter().map(|p| Point { x: p[0], y: p[1] }).collect(),
             })
         })
@@ -67,16 +73,27 @@ pub fn load(json: &Path, shared: &Path) -> anyhow::Result<Vec<RefFace>> {
 pub fn matching_face(faces: &[Face], r: &Rect) -> Option<Face> {
     let iou = |f: &Face| {
         let (x0, y0) = (f.bbox[0].max(r.left as f32), f.bbox[1].max(r.top as f32));
-        let (x1, y1) = (f.bbox[2].min(r.right as f32), f.bbox[3].min(r.bottom as f32));
+        let (x1, y1) = (
+            f.bbox[2].min(r.right as f32),
+            f.bbox[3].min(r.bottom as f32),
+        );
         let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
         let ra = ((r.right - r.left) * (r.bottom - r.top)) as f32;
         inter / (f.width() * f.height() + ra - inter)
     };
-    faces.iter().copied().filter(|f| iou(f) > 0.3).max_by(|a, b| iou(a).total_cmp(&iou(b)))
+    faces
+        .iter()
+        .copied()
+        .filter(|f| iou(f) > 0.3)
+        .max_by(|a, b| iou(a).total_cmp(&iou(b)))
 }
 
 /// Per reference face: the detector's matching face (or `None` if it missed the face).
-pub fn detect_all(detector: &BlazeFace, faces: &[RefFace], threshold: f32) -> anyhow::Result<Vec<Option<Face>>> {
+pub fn detect_all(
+    detector: &BlazeFace,
+    faces: &[RefFace],
+    threshold: f32,
+) -> anyhow::Result<Vec<Option<Face>>> {
     faces
         .par_iter()
         .map(|rf| {
@@ -112,7 +129,11 @@ pub fn chain_error(
             let img = decode_file(&rf.image, &Limits::default())?;
             let grey = landmarks::intensity(&img);
             let got = landmarks::predict(sp, &grey, img.width(), img.height(), map.rect(&d))?;
-            let want: Vec<[f64; 2]> = rf.landmarks.iter().map(|p| [p.x as f64, p.y as f64]).collect();
+            let want: Vec<[f64; 2]> = rf
+                .landmarks
+                .iter()
+                .map(|p| [p.x as f64, p.y as f64])
+                .collect();
             let iod = landmarks::inter_ocular(&want);
             let mean = got
                 .iter()

@@ -4,8 +4,19 @@
 use crate::support::{facegender, run, stderr, stdout};
 
 const COMMANDS: [&str; 13] = [
-    "preprocess", "filter", "split", "augment", "train", "export", "eval", "predict", "bench", "demo",
-    "firmware", "fit-dlib-box", "help",
+    "preprocess",
+    "filter",
+    "split",
+    "augment",
+    "train",
+    "export",
+    "eval",
+    "predict",
+    "bench",
+    "demo",
+    "firmware",
+    "fit-dlib-box",
+    "help",
 ];
 
 #[test]
@@ -15,7 +26,10 @@ fn every_command_has_help_with_examples() {
         c.args([cmd, "--help"]);
         let o = run(c);
         assert!(o.status.success(), "{cmd}: {}", stderr(&o));
-        assert!(stdout(&o).contains("Example"), "{cmd} --help has no example");
+        assert!(
+            stdout(&o).contains("Example"),
+            "{cmd} --help has no example"
+        );
     }
 }
 
@@ -34,15 +48,35 @@ fn a_missing_model_file_names_the_file_and_the_fix() {
     let models = dir.path().join("models");
     std::fs::create_dir_all(models.join("blazeface")).unwrap();
     let mut c = facegender();
-    c.arg("--models").arg(&models).args(["preprocess", "--input"]).arg(crate::support::root().join("samples/fairface")).arg("--output").arg(dir.path().join("out"));
+    c.arg("--models")
+        .arg(&models)
+        .args(["preprocess", "--input"])
+        .arg(crate::support::root().join("samples/fairface"))
+        .arg("--output")
+        .arg(dir.path().join("out"));
     let o = run(c);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("face_detection_front_128x128_barracuda.onnx") && e.contains("scripts/setup"), "{e}");
+    assert!(
+        e.contains("face_detection_front_128x128_barracuda.onnx") && e.contains("scripts/setup"),
+        "{e}"
+    );
     // a damaged file: same message, with the checksum
-    std::fs::write(models.join("blazeface/face_detection_front_128x128_barracuda.onnx"), b"garbage").unwrap();
+    std::fs::write(
+        models.join("blazeface/face_detection_front_128x128_barracuda.onnx"),
+        b"garbage",
+    )
+    .unwrap();
     let mut c = facegender();
-    c.arg("--models").arg(&models).args(["preprocess", "--input"]).arg(crate::support::root().join("samples/fairface")).arg("--output").arg(dir.path().join("out"));
+    c.arg("--models")
+        .arg(&models)
+        .args(["preprocess", "--input"])
+        .arg(crate::support::root().join("samples/fairface"))
+        .arg("--output")
+        .arg(dir.path().join("out"));
     let e = stderr(&run(c));
-    assert!(e.contains("corrupt") && e.contains("sha256") && e.contains("scripts/setup"), "{e}");
+    assert!(
+        e.contains("corrupt") && e.contains("sha256") && e.contains("scripts/setup"),
+        "{e}"
+    );
 }

@@ -17,13 +17,24 @@ fn firmware_in_qemu_equals_the_host_and_fits_the_budget() {
     let (ok, total, instructions, log) = facegender::demo::firmware_check(&model).unwrap();
     assert!(total >= 4, "only {total} crops in the log:\n{log}");
     assert_eq!(ok, total, "firmware and host disagree:\n{log}");
-    assert!(instructions.unwrap_or(0) > 100_000, "implausible instruction count:\n{log}");
+    assert!(
+        instructions.unwrap_or(0) > 100_000,
+        "implausible instruction count:\n{log}"
+    );
 
     let elf = firmware::firmware_dir().join("target/thumbv7em-none-eabihf/release/classify");
     let s = firmware::sizes(&elf).unwrap();
     let stack = firmware::parse_stack(&log).expect("stack high-water mark in the log") as u64;
-    assert!(s.flash() <= FLASH_BUDGET, "flash {} > {FLASH_BUDGET}: {s:?}", s.flash());
-    assert!(s.static_ram() + stack <= RAM_BUDGET, "RAM {} + stack {stack} > {RAM_BUDGET}: {s:?}", s.static_ram());
+    assert!(
+        s.flash() <= FLASH_BUDGET,
+        "flash {} > {FLASH_BUDGET}: {s:?}",
+        s.flash()
+    );
+    assert!(
+        s.static_ram() + stack <= RAM_BUDGET,
+        "RAM {} + stack {stack} > {RAM_BUDGET}: {s:?}",
+        s.static_ram()
+    );
 }
 
 #[test]
@@ -34,6 +45,10 @@ fn the_firmware_links_no_allocator() {
     }
     let bytes = std::fs::read(&elf).unwrap();
     for sym in [&b"__rust_alloc"[..], b"__rdl_alloc", b"__rg_alloc"] {
-        assert!(!bytes.windows(sym.len()).any(|w| w == sym), "{} links an allocator symbol", elf.display());
+        assert!(
+            !bytes.windows(sym.len()).any(|w| w == sym),
+            "{} links an allocator symbol",
+            elf.display()
+        );
     }
 }

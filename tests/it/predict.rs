@@ -17,24 +17,49 @@ fn predict_json_reports_every_face_and_the_exit_code() {
     fs::copy(&male[1], d.join("one-male.jpg")).unwrap();
     fs::copy(&female[1], d.join("one-female.jpg")).unwrap();
     // two faces: two photos side by side
-    let (a, b) = (image::open(&male[2]).unwrap().to_rgb8(), image::open(&female[2]).unwrap().to_rgb8());
-    let mut two = RgbImage::from_pixel(a.width() + b.width() + 40, a.height().max(b.height()), Rgb([200, 200, 200]));
+    let (a, b) = (
+        image::open(&male[2]).unwrap().to_rgb8(),
+        image::open(&female[2]).unwrap().to_rgb8(),
+    );
+    let mut two = RgbImage::from_pixel(
+        a.width() + b.width() + 40,
+        a.height().max(b.height()),
+        Rgb([200, 200, 200]),
+    );
     image::imageops::replace(&mut two, &a, 0, 0);
     image::imageops::replace(&mut two, &b, (a.width() + 40) as i64, 0);
     two.save(d.join("two.png")).unwrap();
     // no face: a smooth gradient
-    RgbImage::from_fn(200, 150, |x, y| Rgb([x as u8, y as u8, 128])).save(d.join("none.png")).unwrap();
+    RgbImage::from_fn(200, 150, |x, y| Rgb([x as u8, y as u8, 128]))
+        .save(d.join("none.png"))
+        .unwrap();
     // corrupt
     let bytes = fs::read(&male[3]).unwrap();
     fs::write(d.join("corrupt.jpg"), &bytes[..bytes.len() / 4]).unwrap();
 
     let mut c = facegender();
-    c.args(["predict", "-q", "--json"]).arg(d).arg("--annotate").arg(d.join("annotated"));
+    c.args(["predict", "-q", "--json"])
+        .arg(d)
+        .arg("--annotate")
+        .arg(d.join("annotated"));
     let o = run(c);
-    assert_eq!(o.status.code(), Some(3), "one input is corrupt: exit 3\n{}", stderr(&o));
-    let lines: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).expect("JSON lines")).collect();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "one input is corrupt: exit 3\n{}",
+        stderr(&o)
+    );
+    let lines: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
     assert_eq!(lines.len(), 5);
-    let by = |name: &str| lines.iter().find(|l| l["image"].as_str().unwrap().ends_with(name)).unwrap();
+    let by = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["image"].as_str().unwrap().ends_with(name))
+            .unwrap()
+    };
     for (name, label) in [("one-male.jpg", "male"), ("one-female.jpg", "female")] {
         let r = by(name);
         assert_eq!(r["status"], "ok");
@@ -50,12 +75,25 @@ fn predict_json_reports_every_face_and_the_exit_code() {
     }
     let two = by("two.png");
     assert_eq!(two["faces"].as_array().unwrap().len(), 2, "{two}");
-    let xs: Vec<f64> = two["faces"].as_array().unwrap().iter().map(|f| f["box"][0].as_f64().unwrap()).collect();
-    assert!(xs.iter().any(|&x| x < 100.0) && xs.iter().any(|&x| x > 200.0), "one face per side: {xs:?}");
+    let xs: Vec<f64> = two["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["box"][0].as_f64().unwrap())
+        .collect();
+    assert!(
+        xs.iter().any(|&x| x < 100.0) && xs.iter().any(|&x| x > 200.0),
+        "one face per side: {xs:?}"
+    );
     assert_eq!(by("none.png")["status"], "no_face");
     assert_eq!(by("none.png")["faces"].as_array().unwrap().len(), 0);
     assert_eq!(by("corrupt.jpg")["status"], "unreadable");
-    assert!(by("corrupt.jpg")["error"].as_str().unwrap().contains("corrupt"));
+    assert!(
+        by("corrupt.jpg")["error"]
+            .as_str()
+            .unwrap()
+            .contains("corrupt")
+    );
     assert!(d.join("annotated/two.png").exists());
 }
 

@@ -12,13 +12,16 @@ use crate::support::{facegender, run, sample_photos, stderr, stdout};
 
 fn png(img: &DynamicImage) -> Vec<u8> {
     let mut v = Vec::new();
-    img.write_to(&mut Cursor::new(&mut v), ImageFormat::Png).unwrap();
+    img.write_to(&mut Cursor::new(&mut v), ImageFormat::Png)
+        .unwrap();
     v
 }
 
 fn jpeg(img: &RgbImage) -> Vec<u8> {
     let mut v = Vec::new();
-    DynamicImage::ImageRgb8(img.clone()).write_to(&mut Cursor::new(&mut v), ImageFormat::Jpeg).unwrap();
+    DynamicImage::ImageRgb8(img.clone())
+        .write_to(&mut Cursor::new(&mut v), ImageFormat::Jpeg)
+        .unwrap();
     v
 }
 
@@ -68,7 +71,9 @@ fn cmyk_jpeg(rgb: &RgbImage) -> Vec<u8> {
         height: rgb.height() as usize,
         format: turbojpeg::PixelFormat::CMYK,
     };
-    turbojpeg::compress(img, 90, turbojpeg::Subsamp::None).unwrap().to_vec()
+    turbojpeg::compress(img, 90, turbojpeg::Subsamp::None)
+        .unwrap()
+        .to_vec()
 }
 
 fn entries(report: &Value) -> Vec<&Value> {
@@ -100,27 +105,59 @@ fn bad_inputs_get_statuses_and_the_batch_completes_and_resumes() {
     fs::write(cls.join("empty.jpg"), b"").unwrap();
     fs::write(cls.join("truncated.jpg"), &good_jpeg[..good_jpeg.len() / 3]).unwrap();
     fs::write(cls.join("text.jpg"), b"this is not an image\n").unwrap();
-    fs::write(cls.join("one-pixel.png"), png(&DynamicImage::ImageRgb8(RgbImage::from_pixel(1, 1, Rgb([9, 9, 9]))))).unwrap();
+    fs::write(
+        cls.join("one-pixel.png"),
+        png(&DynamicImage::ImageRgb8(RgbImage::from_pixel(
+            1,
+            1,
+            Rgb([9, 9, 9]),
+        ))),
+    )
+    .unwrap();
     fs::write(cls.join("huge.png"), huge_png()).unwrap();
     let face16: ImageBuffer<Rgb<u16>, Vec<u16>> =
-        ImageBuffer::from_fn(face.width(), face.height(), |x, y| Rgb(face.get_pixel(x, y).0.map(|v| v as u16 * 257)));
-    fs::write(cls.join("sixteen-bit.png"), png(&DynamicImage::ImageRgb16(face16))).unwrap();
+        ImageBuffer::from_fn(face.width(), face.height(), |x, y| {
+            Rgb(face.get_pixel(x, y).0.map(|v| v as u16 * 257))
+        });
+    fs::write(
+        cls.join("sixteen-bit.png"),
+        png(&DynamicImage::ImageRgb16(face16)),
+    )
+    .unwrap();
     fs::write(cls.join("cmyk.jpg"), cmyk_jpeg(&face)).unwrap();
     // stored turned 90 degrees anticlockwise; EXIF orientation 6 says "rotate 90 clockwise"
     let turned = image::imageops::rotate270(&face);
-    fs::write(cls.join("exif-rotated.jpg"), with_exif_orientation(&jpeg(&turned), 6)).unwrap();
+    fs::write(
+        cls.join("exif-rotated.jpg"),
+        with_exif_orientation(&jpeg(&turned), 6),
+    )
+    .unwrap();
     let mut c = facegender();
-    c.args(["preprocess", "-q", "--input"]).arg(&input).arg("--output").arg(&output);
+    c.args(["preprocess", "-q", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output);
     let o = run(c);
     assert!(o.status.success(), "{}", stderr(&o));
-    let report: Value = serde_json::from_slice(&fs::read(output.join("preprocess-report.json")).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_slice(&fs::read(output.join("preprocess-report.json")).unwrap()).unwrap();
     for bad in ["empty.jpg", "truncated.jpg", "text.jpg", "huge.png"] {
         assert_eq!(status_of(&report, bad), "unreadable", "{bad}");
     }
     let reason = |name: &str| {
-        entries(&report).into_iter().find(|e| e["path"] == name).unwrap()["reason"].as_str().unwrap_or("").to_string()
+        entries(&report)
+            .into_iter()
+            .find(|e| e["path"] == name)
+            .unwrap()["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     };
-    assert!(reason("huge.png").starts_with("too_large"), "{}", reason("huge.png"));
+    assert!(
+        reason("huge.png").starts_with("too_large"),
+        "{}",
+        reason("huge.png")
+    );
     assert!(reason("empty.jpg").starts_with("empty_file"));
     assert!(reason("text.jpg").starts_with("not_an_image"));
     assert_eq!(status_of(&report, "one-pixel.png"), "no_face");
@@ -130,31 +167,67 @@ fn bad_inputs_get_statuses_and_the_batch_completes_and_resumes() {
     for p in &photos {
         let name = p.file_name().unwrap().to_str().unwrap();
         assert_eq!(status_of(&report, name), "ok");
-        let crop = output.join("female").join(Path::new(name).with_extension("png"));
-        assert_eq!(image::open(&crop).unwrap().to_rgb8().dimensions(), (112, 112));
+        let crop = output
+            .join("female")
+            .join(Path::new(name).with_extension("png"));
+        assert_eq!(
+            image::open(&crop).unwrap().to_rgb8().dimensions(),
+            (112, 112)
+        );
     }
     // the crop of the EXIF-rotated photo is the upright face: close to the plain photo's crop
-    let a = image::open(output.join("female/exif-rotated.png")).unwrap().to_rgb8();
+    let a = image::open(output.join("female/exif-rotated.png"))
+        .unwrap()
+        .to_rgb8();
     let first = Path::new(photos[0].file_name().unwrap()).with_extension("png");
-    let b = image::open(output.join("female").join(first)).unwrap().to_rgb8();
-    let mad = a.iter().zip(b.iter()).map(|(x, y)| x.abs_diff(*y) as f64).sum::<f64>() / a.len() as f64;
-    assert!(mad < 12.0, "EXIF-rotated crop differs from the upright one by {mad}");
+    let b = image::open(output.join("female").join(first))
+        .unwrap()
+        .to_rgb8();
+    let mad = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| x.abs_diff(*y) as f64)
+        .sum::<f64>()
+        / a.len() as f64;
+    assert!(
+        mad < 12.0,
+        "EXIF-rotated crop differs from the upright one by {mad}"
+    );
 
     // Second run: nothing left to do, nothing rewritten.
-    let before = fs::metadata(output.join("female/cmyk.png")).unwrap().modified().unwrap();
+    let before = fs::metadata(output.join("female/cmyk.png"))
+        .unwrap()
+        .modified()
+        .unwrap();
     let mut c = facegender();
-    c.args(["preprocess", "-q", "--input"]).arg(&input).arg("--output").arg(&output);
+    c.args(["preprocess", "-q", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output);
     let o = run(c);
     assert!(o.status.success());
-    assert!(stdout(&o).contains("(0 now, 12 from an earlier run)"), "{}", stdout(&o));
-    assert_eq!(fs::metadata(output.join("female/cmyk.png")).unwrap().modified().unwrap(), before);
+    assert!(
+        stdout(&o).contains("(0 now, 12 from an earlier run)"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        fs::metadata(output.join("female/cmyk.png"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
 }
 
 #[test]
 fn missing_input_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = facegender();
-    c.args(["preprocess", "--input"]).arg(dir.path().join("nope")).arg("--output").arg(dir.path().join("out"));
+    c.args(["preprocess", "--input"])
+        .arg(dir.path().join("nope"))
+        .arg("--output")
+        .arg(dir.path().join("out"));
     let o = run(c);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));

@@ -19,8 +19,16 @@ pub fn shared() -> PathBuf {
 /// `cargo test --workspace` always builds the binary next to this test executable's folder.
 pub fn facegender() -> Command {
     let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>/deps").join("facegender");
-    assert!(bin.exists(), "{} is missing: run the tests with cargo test --workspace", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .join("facegender");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with cargo test --workspace",
+        bin.display()
+    );
     let mut c = Command::new(bin);
     c.current_dir(root());
     c
@@ -28,7 +36,8 @@ pub fn facegender() -> Command {
 
 /// Runs a command, returning its output; panics with stderr if it could not start.
 pub fn run(mut c: Command) -> Output {
-    c.output().unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"))
+    c.output()
+        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"))
 }
 
 pub fn stdout(o: &Output) -> String {

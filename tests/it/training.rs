@@ -13,29 +13,108 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
         let mut c = facegender();
         c.arg("-q").args(args);
         let o = run(c);
-        assert!(o.status.success(), "{args:?}\n{}\n{}", stdout(&o), stderr(&o));
+        assert!(
+            o.status.success(),
+            "{args:?}\n{}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
         stdout(&o)
     };
     let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
     let sample = root().join("samples/fairface");
-    step(&["preprocess", "--input", &p(&sample), "--output", &p(&d.join("crops")), "--crop", "64", "--scale", "0.75"]);
-    step(&["split", "--input", &p(&d.join("crops")), "--output", &p(&d.join("data")), "--ratios", "0.7,0.15,0.15"]);
+    step(&[
+        "preprocess",
+        "--input",
+        &p(&sample),
+        "--output",
+        &p(&d.join("crops")),
+        "--crop",
+        "64",
+        "--scale",
+        "0.75",
+    ]);
+    step(&[
+        "split",
+        "--input",
+        &p(&d.join("crops")),
+        "--output",
+        &p(&d.join("data")),
+        "--ratios",
+        "0.7,0.15,0.15",
+    ]);
     let config = d.join("smoke.toml");
-    fs::write(&config, "[model]\ninput = 64\nwidths = [8, 16, 16, 32]\n[train]\nepochs = 1\nbatch = 32\n").unwrap();
-    let out = step(&["train", "--data", &p(&d.join("data")), "--out", &p(&d.join("run")), "--config", &p(&config)]);
+    fs::write(
+        &config,
+        "[model]\ninput = 64\nwidths = [8, 16, 16, 32]\n[train]\nepochs = 1\nbatch = 32\n",
+    )
+    .unwrap();
+    let out = step(&[
+        "train",
+        "--data",
+        &p(&d.join("data")),
+        "--out",
+        &p(&d.join("run")),
+        "--config",
+        &p(&config),
+    ]);
     assert!(out.contains("best epoch 1"), "{out}");
-    for f in ["config.toml", "history.csv", "history.png", "best.bpk", "last/state.json"] {
+    for f in [
+        "config.toml",
+        "history.csv",
+        "history.png",
+        "best.bpk",
+        "last/state.json",
+    ] {
         assert!(d.join("run").join(f).exists(), "{f} missing");
     }
-    let out = step(&["export", "--run", &p(&d.join("run")), "--calibration", &p(&d.join("data/train")), "--out", &p(&d.join("model")), "--crop-scale", "0.75"]);
+    let out = step(&[
+        "export",
+        "--run",
+        &p(&d.join("run")),
+        "--calibration",
+        &p(&d.join("data/train")),
+        "--out",
+        &p(&d.join("model")),
+        "--crop-scale",
+        "0.75",
+    ]);
     assert!(out.contains("exported"), "{out}");
-    let out = step(&["eval", "--model", &p(&d.join("model")), "--run", &p(&d.join("run")), "--data", &p(&d.join("data/test")), "--out", &p(&d.join("eval"))]);
+    let out = step(&[
+        "eval",
+        "--model",
+        &p(&d.join("model")),
+        "--run",
+        &p(&d.join("run")),
+        "--data",
+        &p(&d.join("data/test")),
+        "--out",
+        &p(&d.join("eval")),
+    ]);
     // int8: the core and tract give identical logits on every test crop
-    let line = out.lines().find(|l| l.starts_with("Int8Tract vs Int8Core")).expect(&out);
-    assert!(line.contains(", 0 images with different int8 logits"), "{line}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Int8Tract vs Int8Core"))
+        .expect(&out);
+    assert!(
+        line.contains(", 0 images with different int8 logits"),
+        "{line}"
+    );
     // float: burn and the exported ONNX agree within 1e-4 on the logits
-    let line = out.lines().find(|l| l.starts_with("Float vs Onnx")).expect(&out);
-    let diff: f64 = line.split("difference| ").nth(1).unwrap().split(',').next().unwrap().trim().parse().unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Float vs Onnx"))
+        .expect(&out);
+    let diff: f64 = line
+        .split("difference| ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(diff < 1e-4, "{line}");
     assert!(d.join("eval/eval.json").exists() && d.join("eval/eval-int8-core.png").exists());
 }
@@ -44,7 +123,10 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
 fn resume_without_a_checkpoint_and_reuse_of_a_run_folder_are_explained() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = facegender();
-    c.args(["train", "--data"]).arg(dir.path().join("nothing")).arg("--out").arg(dir.path().join("run"));
+    c.args(["train", "--data"])
+        .arg(dir.path().join("nothing"))
+        .arg("--out")
+        .arg(dir.path().join("run"));
     let o = run(c);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("nothing"), "{}", stderr(&o));

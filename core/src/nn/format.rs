@@ -391,8 +391,8 @@ fn validate_layer(m: &Model<'_>, index: u16) -> Result<(), FormatError> {
     if op == OpKind::Add && m.tensor(r.inputs[1]).shape != inp.shape {
         return bad("add inputs differ in shape");
     }
-    if op == OpKind::MaxPool && inp.q != out.q {
-        return bad("max pool must keep the quantisation");
+    if matches!(op, OpKind::MaxPool | OpKind::PadChannels) && inp.q != out.q {
+        return bad("max pool and channel padding must keep the quantisation");
     }
     // Data: in bounds, the exact length the operator needs, channel records valid.
     let (weights, channels) = model::data_layout(op, inp.shape, out.shape, &r.window);

@@ -214,6 +214,8 @@ pub enum OpKind {
     MaxPool = 4,
     AvgPool = 5,
     Add = 6,
+    /// Appends channels holding the zero point (real 0.0): BlazeFace's residual channel padding.
+    PadChannels = 7,
 }
 
 impl OpKind {
@@ -225,6 +227,7 @@ impl OpKind {
             4 => Self::MaxPool,
             5 => Self::AvgPool,
             6 => Self::Add,
+            7 => Self::PadChannels,
             _ => return None,
         })
     }
@@ -237,6 +240,7 @@ impl OpKind {
             Self::MaxPool => "max_pool",
             Self::AvgPool => "avg_pool",
             Self::Add => "add",
+            Self::PadChannels => "pad_channels",
         }
     }
 }

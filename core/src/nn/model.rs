@@ -3,7 +3,9 @@
 use core::ops::Range;
 
 use super::format::{self, FormatError, Header, LayerRecord, Sections};
-use super::kernels::{AddArgs, AvgPoolArgs, ChannelParams, ConvArgs, Fast, Kernels, PoolArgs};
+use super::kernels::{
+    AddArgs, AvgPoolArgs, ChannelParams, ConvArgs, Fast, Kernels, PadArgs, PoolArgs,
+};
 use super::{Clamp, OpKind, QParams, Rounding, Shape, Window};
 
 /// A tensor's shape, quantisation and place in the arena.
@@ -61,6 +63,14 @@ pub enum Layer<'a> {
     MaxPool(PoolLayer<'a>),
     AvgPool(PoolLayer<'a>),
     Add(AddLayer),
+    PadChannels(PadLayer),
+}
+
+/// Channel padding: the input's channels, then zero-point channels up to the output's count.
+#[derive(Clone, Copy, Debug)]
+pub struct PadLayer {
+    pub input: u16,
+    pub output: u16,
 }
 
 impl Layer<'_> {
@@ -72,6 +82,7 @@ impl Layer<'_> {
             Self::MaxPool(_) => OpKind::MaxPool,
             Self::AvgPool(_) => OpKind::AvgPool,
             Self::Add(_) => OpKind::Add,
+            Self::PadChannels(_) => OpKind::PadChannels,
         }
     }
 
@@ -80,6 +91,7 @@ impl Layer<'_> {
             Self::Conv2d(l) | Self::DepthwiseConv2d(l) | Self::FullyConnected(l) => l.output,
             Self::MaxPool(l) | Self::AvgPool(l) => l.output,
             Self::Add(l) => l.output,
+            Self::PadChannels(l) => l.output,
         }
     }
 }
@@ -113,14 +125,17 @@ pub fn output_shape(
             }
             windowed(w).map(|(h, ww)| Shape::new(h, ww, input.c))
         }
-        OpKind::FullyConnected | OpKind::Add => {
+        OpKind::FullyConnected | OpKind::Add | OpKind::PadChannels => {
             if *w != Window::default() {
                 return Err("window fields must be zero");
             }
-            Ok(if op == OpKind::Add {
-                input
-            } else {
-                Shape::new(1, 1, out_c)
+            Ok(match op {
+                OpKind::Add => input,
+                OpKind::PadChannels if out_c < input.c => {
+                    return Err("padding cannot remove channels");
+                }
+                OpKind::PadChannels => Shape::new(input.h, input.w, out_c),
+                _ => Shape::new(1, 1, out_c),
             })
         }
     }
@@ -137,7 +152,7 @@ pub fn data_layout(op: OpKind, input: Shape, output: Shape, w: &Window) -> (usiz
         OpKind::DepthwiseConv2d => (taps * input.c as usize, input.c as usize),
         OpKind::FullyConnected => (output.c as usize * input.len(), output.c as usize),
         OpKind::AvgPool => (0, 1),
-        OpKind::MaxPool | OpKind::Add => (0, 0),
+        OpKind::MaxPool | OpKind::Add | OpKind::PadChannels => (0, 0),
     }
 }
 
@@ -290,6 +305,10 @@ impl<'a> Model<'a> {
             OpKind::FullyConnected => Layer::FullyConnected(conv),
             OpKind::MaxPool => Layer::MaxPool(pool),
             OpKind::AvgPool => Layer::AvgPool(pool),
+            OpKind::PadChannels => Layer::PadChannels(PadLayer {
+                input: r.inputs[0],
+                output: r.output,
+            }),
             OpKind::Add => Layer::Add(AddLayer {
                 inputs: r.inputs,
                 output: r.output,
@@ -319,6 +338,7 @@ impl<'a> Model<'a> {
                         out.len() as u64 * p.window.kh as u64 * p.window.kw as u64
                     }
                     Layer::Add(_) => out.len() as u64,
+                    Layer::PadChannels(_) => 0,
                 }
             })
             .sum()
@@ -430,6 +450,15 @@ impl<'a> Model<'a> {
                     requant: p.params.requant(0),
                 };
                 K::avg_pool(&args, read(inp), y)
+            }
+            Layer::PadChannels(p) => {
+                let inp = self.tensor(p.input);
+                let args = PadArgs {
+                    input: inp.shape,
+                    output: out.shape,
+                    zero_point: inp.q.zero_point,
+                };
+                K::pad_channels(&args, read(inp), y)
             }
             Layer::Add(a) => {
                 let (ta, tb) = (self.tensor(a.inputs[0]), self.tensor(a.inputs[1]));

@@ -65,6 +65,16 @@ fn tensor_i8(name: &str, dims: &[i64], data: &[i8]) -> TensorProto {
     }
 }
 
+fn tensor_i64(name: &str, dims: &[i64], data: &[i64]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::Int64 as i32,
+        int64_data: data.to_vec(),
+        ..Default::default()
+    }
+}
+
 fn tensor_i32(name: &str, dims: &[i64], data: &[i32]) -> TensorProto {
     TensorProto {
         name: name.into(),
@@ -363,6 +373,21 @@ pub fn to_onnx(m: &Model<'_>, input: InputKind) -> ModelProto {
                     None,
                     attrs,
                 );
+            }
+            Layer::PadChannels(p) => {
+                let is = m.tensor(p.input).shape;
+                let extra = os.c as i64 - is.c as i64;
+                let (pads, value) = (format!("pads{i}"), format!("padv{i}"));
+                g.inits
+                    .push(tensor_i64(&pads, &[8], &[0, 0, 0, 0, 0, extra, 0, 0]));
+                g.inits
+                    .push(tensor_i8(&value, &[], &[m.tensor(p.input).q.zero_point]));
+                g.nodes.push(node(
+                    "Pad",
+                    &[&t_name(p.input), &pads, &value],
+                    &t_name(out),
+                    vec![],
+                ));
             }
             Layer::Add(a) => {
                 let mut deq = Vec::new();

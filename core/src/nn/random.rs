@@ -145,6 +145,7 @@ pub fn random_model(seed: u64) -> Result<ModelBuilder, WriteError> {
                 let bias = bias(&mut rng, s.c as usize, 1000.0);
                 b.depthwise_conv2d(x, win, q, clamp(&mut rng, q), w, bias, ws)?
             }
+            3 if rng.chance(0.3) => b.pad_channels(x, s.c + rng.range(1, 5) as u16)?,
             3 => b.max_pool(x, window(&mut rng, s.h, s.w, 3))?,
             4 => {
                 let k = rng.range(1, 3.min(s.h.min(s.w) as u64) + 1) as u8;

@@ -249,6 +249,23 @@ impl ModelBuilder {
         )
     }
 
+    /// Appends zero-point channels up to `out_c` (same quantisation).
+    pub fn pad_channels(&mut self, input: u16, out_c: u16) -> Result<u16, WriteError> {
+        let q = self.qparams(input);
+        let (op, w) = (OpKind::PadChannels, Window::default());
+        self.push(
+            op,
+            [input, NO_TENSOR],
+            w,
+            out_c,
+            q,
+            Clamp::NONE,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
     /// Marks a tensor as a model output (in order).
     pub fn output(&mut self, t: u16) {
         self.outputs.push(t);
@@ -298,6 +315,14 @@ impl ModelBuilder {
                         a.inputs,
                         Window::default(),
                         a.clamp,
+                        Vec::new(),
+                        None,
+                    ),
+                    Layer::PadChannels(p) => (
+                        OpKind::PadChannels,
+                        [p.input, NO_TENSOR],
+                        Window::default(),
+                        Clamp::NONE,
                         Vec::new(),
                         None,
                     ),

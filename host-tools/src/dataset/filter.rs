@@ -74,9 +74,15 @@ pub fn run(input: &Path, min_images: usize) -> anyhow::Result<Report> {
     let (mut duplicates, mut unreadable, mut good) = (Vec::new(), Vec::new(), Vec::new());
     for (item, r) in checked {
         match r {
-            Err(reason) => unreadable.push(Unreadable { path: key(&item), reason }),
+            Err(reason) => unreadable.push(Unreadable {
+                path: key(&item),
+                reason,
+            }),
             Ok(hash) => match seen.get(&hash) {
-                Some(first) => duplicates.push(Duplicate { path: key(&item), same_as: first.clone() }),
+                Some(first) => duplicates.push(Duplicate {
+                    path: key(&item),
+                    same_as: first.clone(),
+                }),
                 None => {
                     seen.insert(hash, key(&item));
                     good.push(item);
@@ -93,12 +99,30 @@ pub fn run(input: &Path, min_images: usize) -> anyhow::Result<Report> {
     }
     let classes: Vec<ClassCount> = counts
         .into_iter()
-        .map(|(class, images)| ClassCount { class, images, kept: images >= min_images })
+        .map(|(class, images)| ClassCount {
+            class,
+            images,
+            kept: images >= min_images,
+        })
         .collect();
-    let kept: std::collections::HashSet<&str> =
-        classes.iter().filter(|c| c.kept).map(|c| c.class.as_str()).collect();
-    let keep = good.iter().filter(|i| kept.contains(i.class.as_str())).map(key).collect();
-    Ok(Report { input: input.to_path_buf(), min_images, classes, duplicates, unreadable, keep })
+    let kept: std::collections::HashSet<&str> = classes
+        .iter()
+        .filter(|c| c.kept)
+        .map(|c| c.class.as_str())
+        .collect();
+    let keep = good
+        .iter()
+        .filter(|i| kept.contains(i.class.as_str()))
+        .map(key)
+        .collect();
+    Ok(Report {
+        input: input.to_path_buf(),
+        min_images,
+        classes,
+        duplicates,
+        unreadable,
+        keep,
+    })
 }
 
 /// The terminal table.
@@ -107,10 +131,18 @@ pub fn table(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{:<20} {:>8}  status", "class", "images");
     for c in &r.classes {
-        let status = if c.kept { "kept".to_string() } else { format!("dropped (< {})", r.min_images) };
+        let status = if c.kept {
+            "kept".to_string()
+        } else {
+            format!("dropped (< {})", r.min_images)
+        };
         let _ = writeln!(s, "{:<20} {:>8}  {status}", c.class, c.images);
     }
-    let _ = writeln!(s, "duplicates: {} (excluded, first copy kept)", r.duplicates.len());
+    let _ = writeln!(
+        s,
+        "duplicates: {} (excluded, first copy kept)",
+        r.duplicates.len()
+    );
     for d in r.duplicates.iter().take(10) {
         let _ = writeln!(s, "  {} = {}", d.path, d.same_as);
     }

@@ -23,8 +23,12 @@ pub struct Item {
 pub fn list(root: &Path) -> anyhow::Result<Vec<Item>> {
     anyhow::ensure!(root.is_dir(), "{} is not a folder", root.display());
     let mut items = Vec::new();
-    for (class, dir) in fsutil::class_dirs(root).with_context(|| format!("reading {}", root.display()))? {
-        for path in fsutil::image_files(&dir).with_context(|| format!("reading {}", dir.display()))? {
+    for (class, dir) in
+        fsutil::class_dirs(root).with_context(|| format!("reading {}", root.display()))?
+    {
+        for path in
+            fsutil::image_files(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
             let rel = path
                 .strip_prefix(&dir)
                 .unwrap_or(&path)
@@ -32,7 +36,11 @@ pub fn list(root: &Path) -> anyhow::Result<Vec<Item>> {
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            items.push(Item { class: class.clone(), rel, path });
+            items.push(Item {
+                class: class.clone(),
+                rel,
+                path,
+            });
         }
     }
     items.sort();

@@ -95,11 +95,18 @@ fn group_of(g: &Grouping, item: &Item) -> String {
         Grouping::Regex(re) => {
             let name = item.rel.rsplit('/').next().unwrap_or(&item.rel);
             match re.captures(name) {
-                Some(c) => c.get(1).or_else(|| c.get(0)).map_or(key, |m| m.as_str().to_string()),
+                Some(c) => c
+                    .get(1)
+                    .or_else(|| c.get(0))
+                    .map_or(key, |m| m.as_str().to_string()),
                 None => key,
             }
         }
-        Grouping::Map(m) => m.get(&key).or_else(|| m.get(&item.rel)).cloned().unwrap_or(key),
+        Grouping::Map(m) => m
+            .get(&key)
+            .or_else(|| m.get(&item.rel))
+            .cloned()
+            .unwrap_or(key),
     }
 }
 
@@ -109,7 +116,11 @@ pub fn targets(n: usize, ratios: &[f64; 3]) -> [usize; 3] {
     let exact: Vec<f64> = ratios.iter().map(|r| n as f64 * r / total).collect();
     let mut t: [usize; 3] = std::array::from_fn(|i| exact[i].floor() as usize);
     let mut order: Vec<usize> = (0..3).collect();
-    order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
     let mut left = n - t.iter().sum::<usize>();
     for i in order {
         if left == 0 {
@@ -135,14 +146,19 @@ pub fn assign(items: &[Item], cfg: &Config) -> Vec<(Item, usize, String)> {
     // groups, with their items per class
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, it) in items.iter().enumerate() {
-        groups.entry(group_of(&cfg.grouping, it)).or_default().push(i);
+        groups
+            .entry(group_of(&cfg.grouping, it))
+            .or_default()
+            .push(i);
     }
     let mut per_class: BTreeMap<&str, usize> = BTreeMap::new();
     for it in &items {
         *per_class.entry(it.class.as_str()).or_insert(0) += 1;
     }
-    let want: BTreeMap<&str, [usize; 3]> =
-        per_class.iter().map(|(c, &n)| (*c, targets(n, &cfg.ratios))).collect();
+    let want: BTreeMap<&str, [usize; 3]> = per_class
+        .iter()
+        .map(|(c, &n)| (*c, targets(n, &cfg.ratios)))
+        .collect();
     let mut have: BTreeMap<&str, [usize; 3]> = per_class.keys().map(|c| (*c, [0; 3])).collect();
     let mut order: Vec<(&String, &Vec<usize>)> = groups.iter().collect();
     order.sort_by_key(|(g, _)| sort_key(cfg.seed, g));
@@ -159,11 +175,17 @@ pub fn assign(items: &[Item], cfg: &Config) -> Vec<(Item, usize, String)> {
         let best = (0..3).fold(0, |b, s| if need[s] > need[b] { s } else { b });
         for &m in members {
             split_of[m] = best;
-            have.get_mut(items[m].class.as_str()).expect("class counted")[best] += 1;
+            have.get_mut(items[m].class.as_str())
+                .expect("class counted")[best] += 1;
         }
     }
     let keys: Vec<String> = items.iter().map(|it| group_of(&cfg.grouping, it)).collect();
-    items.into_iter().zip(split_of).zip(keys).map(|((it, s), g)| (it, s, g)).collect()
+    items
+        .into_iter()
+        .zip(split_of)
+        .zip(keys)
+        .map(|((it, s), g)| (it, s, g))
+        .collect()
 }
 
 /// The plan: rows in manifest order (split, class, path).
@@ -173,7 +195,11 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Vec<Row>> {
         let keep = f.keeps();
         items.retain(|i| keep.contains(format!("{}/{}", i.class, i.rel).as_str()));
     }
-    anyhow::ensure!(!items.is_empty(), "no images to split in {}", cfg.input.display());
+    anyhow::ensure!(
+        !items.is_empty(),
+        "no images to split in {}",
+        cfg.input.display()
+    );
     let assigned = assign(&items, cfg);
     let hashes: Vec<String> = assigned
         .par_iter()
@@ -199,8 +225,11 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Vec<Row>> {
 }
 
 pub fn read_manifest(path: &Path) -> anyhow::Result<Vec<Row>> {
-    let mut r = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    r.deserialize().map(|row| row.with_context(|| format!("bad row in {}", path.display()))).collect()
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    r.deserialize()
+        .map(|row| row.with_context(|| format!("bad row in {}", path.display())))
+        .collect()
 }
 
 fn manifest_bytes(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
@@ -244,7 +273,11 @@ fn move_file(from: &Path, to: &Path, sha: &str) -> anyhow::Result<bool> {
                 std::fs::remove_file(from)?;
                 Ok(true)
             } else {
-                bail!("{} exists and differs from {}: refusing to overwrite", to.display(), from.display())
+                bail!(
+                    "{} exists and differs from {}: refusing to overwrite",
+                    to.display(),
+                    from.display()
+                )
             }
         }
         (true, false) => {
@@ -257,18 +290,30 @@ fn move_file(from: &Path, to: &Path, sha: &str) -> anyhow::Result<bool> {
                 if !fsutil::write_new(to, &bytes)? {
                     bail!("{} appeared while moving", to.display());
                 }
-                anyhow::ensure!(same_file_content(to, sha)?, "copy of {} does not match", from.display());
+                anyhow::ensure!(
+                    same_file_content(to, sha)?,
+                    "copy of {} does not match",
+                    from.display()
+                );
             }
             std::fs::remove_file(from)?;
             Ok(true)
         }
-        (false, _) => bail!("{} is missing and {} was never written: the manifest does not match the files", from.display(), to.display()),
+        (false, _) => bail!(
+            "{} is missing and {} was never written: the manifest does not match the files",
+            from.display(),
+            to.display()
+        ),
     }
 }
 
 fn copy_file(from: &Path, to: &Path, sha: &str, link: bool) -> anyhow::Result<bool> {
     if to.exists() {
-        anyhow::ensure!(same_file_content(to, sha)?, "{} exists and differs: refusing to overwrite", to.display());
+        anyhow::ensure!(
+            same_file_content(to, sha)?,
+            "{} exists and differs: refusing to overwrite",
+            to.display()
+        );
         return Ok(false);
     }
     if let Some(p) = to.parent() {
@@ -277,12 +322,18 @@ fn copy_file(from: &Path, to: &Path, sha: &str, link: bool) -> anyhow::Result<bo
     if link {
         match std::fs::hard_link(from, to) {
             Ok(()) => return Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return copy_file(from, to, sha, link),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return copy_file(from, to, sha, link);
+            }
             Err(_) => {} // another file system: fall back to a copy
         }
     }
     let bytes = std::fs::read(from).with_context(|| from.display().to_string())?;
-    anyhow::ensure!(crate::models::hex(&Sha256::digest(&bytes)) == sha, "{} changed since the plan", from.display());
+    anyhow::ensure!(
+        crate::models::hex(&Sha256::digest(&bytes)) == sha,
+        "{} changed since the plan",
+        from.display()
+    );
     if !fsutil::write_new(to, &bytes)? {
         return copy_file(from, to, sha, link);
     }
@@ -290,7 +341,11 @@ fn copy_file(from: &Path, to: &Path, sha: &str, link: bool) -> anyhow::Result<bo
 }
 
 fn bar(n: usize, show: bool, what: &str) -> ProgressBar {
-    let b = if show { ProgressBar::new(n as u64) } else { ProgressBar::hidden() };
+    let b = if show {
+        ProgressBar::new(n as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     b.set_style(
         ProgressStyle::with_template(&format!("{what} [{{bar:30}}] {{pos}}/{{len}} ETA {{eta}}"))
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -312,9 +367,14 @@ pub fn run(cfg: &Config) -> anyhow::Result<(Vec<Row>, Outcome)> {
     };
     let resumed = manifest.exists();
     let rows = if resumed {
-        let old: Settings = serde_json::from_slice(&std::fs::read(&settings_path).with_context(|| {
-            format!("{} exists without {}", manifest.display(), settings_path.display())
-        })?)?;
+        let old: Settings =
+            serde_json::from_slice(&std::fs::read(&settings_path).with_context(|| {
+                format!(
+                    "{} exists without {}",
+                    manifest.display(),
+                    settings_path.display()
+                )
+            })?)?;
         anyhow::ensure!(
             old == settings,
             "{} already holds a split made with other settings ({old:?}); use another output folder",
@@ -325,11 +385,22 @@ pub fn run(cfg: &Config) -> anyhow::Result<(Vec<Row>, Outcome)> {
         plan(cfg)?
     };
     if cfg.dry_run {
-        return Ok((rows.clone(), Outcome { rows: rows.len(), resumed, ..Default::default() }));
+        return Ok((
+            rows.clone(),
+            Outcome {
+                rows: rows.len(),
+                resumed,
+                ..Default::default()
+            },
+        ));
     }
     if !resumed {
         // No destination may exist yet: refuse collisions before touching anything.
-        let clash: Vec<&Row> = rows.iter().filter(|r| cfg.output.join(&r.path).exists()).take(5).collect();
+        let clash: Vec<&Row> = rows
+            .iter()
+            .filter(|r| cfg.output.join(&r.path).exists())
+            .take(5)
+            .collect();
         if !clash.is_empty() {
             bail!(
                 "{} destination files already exist (e.g. {}); refusing to overwrite",
@@ -342,7 +413,11 @@ pub fn run(cfg: &Config) -> anyhow::Result<(Vec<Row>, Outcome)> {
         fsutil::write_replace(&manifest, &manifest_bytes(&rows)?)?;
     }
     let b = bar(rows.len(), cfg.progress, "split");
-    let mut outcome = Outcome { rows: rows.len(), resumed, ..Default::default() };
+    let mut outcome = Outcome {
+        rows: rows.len(),
+        resumed,
+        ..Default::default()
+    };
     for r in &rows {
         let (from, to) = (cfg.input.join(&r.source), cfg.output.join(&r.path));
         let did = match cfg.mode {
@@ -365,9 +440,14 @@ pub fn run(cfg: &Config) -> anyhow::Result<(Vec<Row>, Outcome)> {
 pub fn rollback(output: &Path, input: &Path, progress: bool) -> anyhow::Result<usize> {
     let manifest = output.join("manifest.csv");
     let settings: Settings = serde_json::from_slice(
-        &std::fs::read(output.join("split.json")).with_context(|| format!("no split to roll back in {}", output.display()))?,
+        &std::fs::read(output.join("split.json"))
+            .with_context(|| format!("no split to roll back in {}", output.display()))?,
     )?;
-    anyhow::ensure!(settings.mode == Mode::Move, "only --move splits need rolling back (this one used {:?})", settings.mode);
+    anyhow::ensure!(
+        settings.mode == Mode::Move,
+        "only --move splits need rolling back (this one used {:?})",
+        settings.mode
+    );
     anyhow::ensure!(
         settings.input == input,
         "the split was made from {}, not {}",
@@ -401,7 +481,10 @@ pub fn table(rows: &[Row]) -> String {
         let _ = write!(s, "\n{sp:<8}");
         let mut t = 0;
         for cl in &classes {
-            let n = c.get(&(sp.to_string(), (*cl).clone())).copied().unwrap_or(0);
+            let n = c
+                .get(&(sp.to_string(), (*cl).clone()))
+                .copied()
+                .unwrap_or(0);
             t += n;
             let _ = write!(s, " {n:>10}");
         }

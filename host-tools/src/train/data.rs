@@ -33,7 +33,12 @@ pub struct Split {
 }
 
 /// Loads `dir/<class>/...`; `classes` fixes the label order (those of the training split).
-pub fn load_split(dir: &Path, classes: Option<&[String]>, side: u32, progress: bool) -> anyhow::Result<Split> {
+pub fn load_split(
+    dir: &Path,
+    classes: Option<&[String]>,
+    side: u32,
+    progress: bool,
+) -> anyhow::Result<Split> {
     let items = dataset::list(dir)?;
     let classes: Vec<String> = match classes {
         Some(c) => c.to_vec(),
@@ -44,7 +49,11 @@ pub fn load_split(dir: &Path, classes: Option<&[String]>, side: u32, progress: b
         }
     };
     anyhow::ensure!(!items.is_empty(), "no images in {}", dir.display());
-    let bar = if progress { ProgressBar::new(items.len() as u64) } else { ProgressBar::hidden() };
+    let bar = if progress {
+        ProgressBar::new(items.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_message(format!("loading {}", dir.display()));
     let loaded: Vec<(RgbImage, usize, String, PathBuf)> = items
         .par_iter()
@@ -53,17 +62,36 @@ pub fn load_split(dir: &Path, classes: Option<&[String]>, side: u32, progress: b
             let label = classes
                 .iter()
                 .position(|c| *c == it.class)
-                .with_context(|| format!("class {} of {} is not among {:?}", it.class, it.path.display(), classes))?;
-            let img = decode_file(&it.path, &Limits::default()).with_context(|| it.path.display().to_string())?;
+                .with_context(|| {
+                    format!(
+                        "class {} of {} is not among {:?}",
+                        it.class,
+                        it.path.display(),
+                        classes
+                    )
+                })?;
+            let img = decode_file(&it.path, &Limits::default())
+                .with_context(|| it.path.display().to_string())?;
             let img = if img.dimensions() == (side, side) {
                 img
             } else {
                 image::imageops::resize(&img, side, side, FilterType::Triangle)
             };
-            Ok((img, label, format!("{}/{}", it.class, it.rel), it.path.clone()))
+            Ok((
+                img,
+                label,
+                format!("{}/{}", it.class, it.rel),
+                it.path.clone(),
+            ))
         })
         .collect::<anyhow::Result<_>>()?;
-    let mut s = Split { classes, images: Vec::new(), labels: Vec::new(), names: Vec::new(), paths: Vec::new() };
+    let mut s = Split {
+        classes,
+        images: Vec::new(),
+        labels: Vec::new(),
+        names: Vec::new(),
+        paths: Vec::new(),
+    };
     for (img, l, n, p) in loaded {
         s.images.push(img);
         s.labels.push(l);
@@ -95,7 +123,8 @@ impl Split {
 /// One epoch's order, class-balanced: every class is drawn as often as the largest one
 /// (smaller classes repeat, reshuffled), then everything is shuffled. Seeded by (seed, epoch).
 pub fn balanced_order(labels: &[usize], classes: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for (i, &l) in labels.iter().enumerate() {
         by_class[l].push(i);
@@ -121,7 +150,11 @@ pub fn batch(split: &Split, idx: &[usize], aug: Option<(&Augment, u64)>) -> Vec<
         .par_iter()
         .map(|&i| {
             let img = match aug {
-                Some((a, seed)) => a.apply(&split.images[i], seed.wrapping_add(i as u64).wrapping_mul(0x2545_f491_4f6c_dd1d)),
+                Some((a, seed)) => a.apply(
+                    &split.images[i],
+                    seed.wrapping_add(i as u64)
+                        .wrapping_mul(0x2545_f491_4f6c_dd1d),
+                ),
                 None => split.images[i].clone(),
             };
             batch_one_nchw(&img)

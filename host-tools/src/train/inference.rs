@@ -22,23 +22,39 @@ impl Trained {
     pub fn load(run: &Path) -> anyhow::Result<Self> {
         let config = TrainConfig::load(&run.join("config.toml"))?;
         let classes: Vec<String> = serde_json::from_slice(
-            &std::fs::read(run.join("classes.json")).with_context(|| format!("{} is not a training run", run.display()))?,
+            &std::fs::read(run.join("classes.json"))
+                .with_context(|| format!("{} is not a training run", run.display()))?,
         )?;
         let device = config.train.backend.device();
         let best = run.join("best.bpk");
-        anyhow::ensure!(best.exists(), "{} has no best.bpk: has training finished an epoch?", run.display());
+        anyhow::ensure!(
+            best.exists(),
+            "{} has no best.bpk: has training finished an epoch?",
+            run.display()
+        );
         let net = config
             .model
             .init(&device)
             .try_load_file(&best)
             .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", best.display()))?;
-        Ok(Self { config, classes, net, device })
+        Ok(Self {
+            config,
+            classes,
+            net,
+            device,
+        })
     }
 
     /// Logits for the images at `idx` of `split` (row-major `[n, classes]`).
     pub fn logits(&self, split: &Split, idx: &[usize]) -> anyhow::Result<Vec<f32>> {
         let side = self.config.model.input;
-        let x = Tensor::<4>::from_data(TensorData::new(data::batch(split, idx, None), [idx.len(), 3, side, side]), &self.device);
-        self.net.forward(x).try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))
+        let x = Tensor::<4>::from_data(
+            TensorData::new(data::batch(split, idx, None), [idx.len(), 3, side, side]),
+            &self.device,
+        );
+        self.net
+            .forward(x)
+            .try_into_vec_as::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
     }
 }

@@ -6,8 +6,13 @@
 //! and symmetric (1 on every side), which the int8 core reproduces exactly.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::pool::{
+    AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig, MaxPool2d,
+    MaxPool2dConfig,
+};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu,
+};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +37,15 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { input: 64, widths: vec![16, 32, 64, 128], depthwise: false, dropout: 0.2, classes: 2, avg_pool: false, stem_stride: 1 }
+        Self {
+            input: 64,
+            widths: vec![16, 32, 64, 128],
+            depthwise: false,
+            dropout: 0.2,
+            classes: 2,
+            avg_pool: false,
+            stem_stride: 1,
+        }
     }
 }
 
@@ -49,7 +62,14 @@ impl ConvBn {
         Self::strided(cin, cout, k, 1, groups, device)
     }
 
-    pub fn strided(cin: usize, cout: usize, k: usize, stride: usize, groups: usize, device: &Device) -> Self {
+    pub fn strided(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+        device: &Device,
+    ) -> Self {
         let p = k / 2;
         Self {
             conv: Conv2dConfig::new([cin, cout], [k, k])
@@ -101,14 +121,32 @@ pub struct Net {
 impl ModelConfig {
     /// Checks the settings make a network the exporter and the firmware can handle.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(!self.widths.is_empty() && self.widths.len() <= 6, "model.widths needs 1 to 6 stages");
-        anyhow::ensure!(self.widths.iter().all(|&w| (1..=512).contains(&w)), "model.widths must be 1..=512");
-        anyhow::ensure!((16..=224).contains(&self.input), "model.input must be 16..=224 pixels");
-        anyhow::ensure!(matches!(self.stem_stride, 1 | 2), "model.stem_stride must be 1 or 2");
+        anyhow::ensure!(
+            !self.widths.is_empty() && self.widths.len() <= 6,
+            "model.widths needs 1 to 6 stages"
+        );
+        anyhow::ensure!(
+            self.widths.iter().all(|&w| (1..=512).contains(&w)),
+            "model.widths must be 1..=512"
+        );
+        anyhow::ensure!(
+            (16..=224).contains(&self.input),
+            "model.input must be 16..=224 pixels"
+        );
+        anyhow::ensure!(
+            matches!(self.stem_stride, 1 | 2),
+            "model.stem_stride must be 1 or 2"
+        );
         let down = 1usize << (self.widths.len() - 1);
-        anyhow::ensure!(self.input % down == 0, "model.input must be divisible by {down} (one 2x2 pool per stage but the last)");
+        anyhow::ensure!(
+            self.input % down == 0,
+            "model.input must be divisible by {down} (one 2x2 pool per stage but the last)"
+        );
         anyhow::ensure!(self.classes >= 2, "model.classes must be at least 2");
-        anyhow::ensure!((0.0..1.0).contains(&self.dropout), "model.dropout must be in [0, 1)");
+        anyhow::ensure!(
+            (0.0..1.0).contains(&self.dropout),
+            "model.dropout must be in [0, 1)"
+        );
         Ok(())
     }
 
@@ -117,16 +155,24 @@ impl ModelConfig {
         let mut cin = 3;
         for (i, &w) in self.widths.iter().enumerate() {
             let stage = if self.depthwise && i > 0 {
-                Stage { depthwise: Some(ConvBn::new(cin, cin, 3, cin, device)), conv: ConvBn::new(cin, w, 1, 1, device) }
+                Stage {
+                    depthwise: Some(ConvBn::new(cin, cin, 3, cin, device)),
+                    conv: ConvBn::new(cin, w, 1, 1, device),
+                }
             } else {
                 let stride = if i == 0 { self.stem_stride } else { 1 };
-                Stage { depthwise: None, conv: ConvBn::strided(cin, w, 3, stride, 1, device) }
+                Stage {
+                    depthwise: None,
+                    conv: ConvBn::strided(cin, w, 3, stride, 1, device),
+                }
             };
             stages.push(stage);
             cin = w;
         }
         Net {
-            pool_after: (0..self.widths.len()).map(|i| self.pools_after(i)).collect(),
+            pool_after: (0..self.widths.len())
+                .map(|i| self.pools_after(i))
+                .collect(),
             stages,
             pool: MaxPool2dConfig::new([2, 2]).init(),
             avg: self.avg_pool.then(|| AvgPool2dConfig::new([2, 2]).init()),
@@ -149,7 +195,11 @@ impl ModelConfig {
             if i == 0 {
                 side /= self.stem_stride as u64;
             }
-            total += if self.depthwise && i > 0 { side * side * (9 * cin + cin * w) } else { side * side * 9 * cin * w };
+            total += if self.depthwise && i > 0 {
+                side * side * (9 * cin + cin * w)
+            } else {
+                side * side * 9 * cin * w
+            };
             if self.pools_after(i) {
                 side /= 2;
             }

@@ -12,11 +12,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::lr_scheduler::LrSchedulerConfig;
+use burn::lr_scheduler::LrSchedulerRecord;
 use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::lr_scheduler::linear::LinearLrSchedulerConfig;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
-use burn::lr_scheduler::LrSchedulerRecord;
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
@@ -99,18 +99,29 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let s = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&s).with_context(|| format!("{} is not a valid training config", path.display()))
+        let s =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&s)
+            .with_context(|| format!("{} is not a valid training config", path.display()))
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
         self.model.validate()?;
         let t = &self.train;
         anyhow::ensure!(t.epochs >= 1, "train.epochs must be at least 1");
-        anyhow::ensure!((2..=4096).contains(&t.batch), "train.batch must be 2..=4096");
+        anyhow::ensure!(
+            (2..=4096).contains(&t.batch),
+            "train.batch must be 2..=4096"
+        );
         anyhow::ensure!(t.lr > 0.0 && t.lr <= 1.0, "train.lr must be in (0, 1]");
-        anyhow::ensure!(t.warmup_epochs < t.epochs, "train.warmup_epochs must be below train.epochs");
-        anyhow::ensure!((0.0..0.5).contains(&t.label_smoothing), "train.label_smoothing must be in [0, 0.5)");
+        anyhow::ensure!(
+            t.warmup_epochs < t.epochs,
+            "train.warmup_epochs must be below train.epochs"
+        );
+        anyhow::ensure!(
+            (0.0..0.5).contains(&t.label_smoothing),
+            "train.label_smoothing must be in [0, 0.5)"
+        );
         Ok(())
     }
 }
@@ -152,7 +163,14 @@ fn optimizer(t: &TrainSettings) -> ModuleOptimizer {
         .with_weight_decay(t.weight_decay)
         .with_epsilon(1e-8)
         .init()
-        .with_group(no_decay, AdamWConfig::new().with_weight_decay(0.0).with_epsilon(1e-8).build(), None)
+        .with_group(
+            no_decay,
+            AdamWConfig::new()
+                .with_weight_decay(0.0)
+                .with_epsilon(1e-8)
+                .build(),
+            None,
+        )
 }
 
 fn scheduler(t: &TrainSettings, steps_per_epoch: usize) -> anyhow::Result<ModuleLrScheduler> {
@@ -161,7 +179,10 @@ fn scheduler(t: &TrainSettings, steps_per_epoch: usize) -> anyhow::Result<Module
     SequentialLrSchedulerConfig::new(
         vec![
             LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(t.lr * 0.05, t.lr, warmup)),
-            LrSchedulerConfig::Cosine(CosineAnnealingLrSchedulerConfig::new(t.lr, total - warmup).with_min_lr(t.lr * 0.01)),
+            LrSchedulerConfig::Cosine(
+                CosineAnnealingLrSchedulerConfig::new(t.lr, total - warmup)
+                    .with_min_lr(t.lr * 0.01),
+            ),
         ],
         vec![warmup],
     )
@@ -170,17 +191,33 @@ fn scheduler(t: &TrainSettings, steps_per_epoch: usize) -> anyhow::Result<Module
 }
 
 /// Mean loss and accuracy of `model` (evaluation mode) over a split.
-pub fn evaluate(model: &Net, split: &Split, batch: usize, device: &Device, loss_fn: &CrossEntropyLoss) -> anyhow::Result<(f64, f64)> {
+pub fn evaluate(
+    model: &Net,
+    split: &Split,
+    batch: usize,
+    device: &Device,
+    loss_fn: &CrossEntropyLoss,
+) -> anyhow::Result<(f64, f64)> {
     let m = model.valid();
     let side = split.images.first().map_or(0, |i| i.width() as usize);
     let (mut loss, mut correct) = (0f64, 0usize);
     for chunk in (0..split.len()).collect::<Vec<_>>().chunks(batch) {
-        let x = Tensor::<4>::from_data(TensorData::new(data::batch(split, chunk, None), [chunk.len(), 3, side, side]), device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                data::batch(split, chunk, None),
+                [chunk.len(), 3, side, side],
+            ),
+            device,
+        );
         let labels: Vec<i64> = chunk.iter().map(|&i| split.labels[i] as i64).collect();
         let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [chunk.len()]), device);
         let logits = m.forward(x);
         loss += loss_fn.forward(logits.clone(), y).into_scalar::<f32>() as f64 * chunk.len() as f64;
-        let pred: Vec<i64> = logits.argmax(1).squeeze_dim::<1>(1).try_into_vec_as::<i64>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let pred: Vec<i64> = logits
+            .argmax(1)
+            .squeeze_dim::<1>(1)
+            .try_into_vec_as::<i64>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         correct += pred.iter().zip(&labels).filter(|(a, b)| a == b).count();
     }
     let n = split.len().max(1) as f64;
@@ -188,17 +225,33 @@ pub fn evaluate(model: &Net, split: &Split, batch: usize, device: &Device, loss_
 }
 
 /// Trains a model on `train`, validating on `val`, writing everything to `out`.
-pub fn train(cfg: &TrainConfig, train: &Split, val: &Split, out: &Path, resume: bool, progress: bool) -> anyhow::Result<Vec<EpochStats>> {
+pub fn train(
+    cfg: &TrainConfig,
+    train: &Split,
+    val: &Split,
+    out: &Path,
+    resume: bool,
+    progress: bool,
+) -> anyhow::Result<Vec<EpochStats>> {
     cfg.validate()?;
     let t = &cfg.train;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let last = out.join("last");
     let resuming = resume && last.join("state.json").exists();
     if !resuming && out.join("history.csv").exists() {
-        anyhow::bail!("{} already holds a run; pass --resume to continue it or choose another --out", out.display());
+        anyhow::bail!(
+            "{} already holds a run; pass --resume to continue it or choose another --out",
+            out.display()
+        );
     }
-    fsutil::write_replace(&out.join("config.toml"), toml::to_string_pretty(cfg)?.as_bytes())?;
-    fsutil::write_replace(&out.join("classes.json"), &serde_json::to_vec(&train.classes)?)?;
+    fsutil::write_replace(
+        &out.join("config.toml"),
+        toml::to_string_pretty(cfg)?.as_bytes(),
+    )?;
+    fsutil::write_replace(
+        &out.join("classes.json"),
+        &serde_json::to_vec(&train.classes)?,
+    )?;
 
     let plain = t.backend.device();
     let device = plain.clone().autodiff();
@@ -208,13 +261,28 @@ pub fn train(cfg: &TrainConfig, train: &Split, val: &Split, out: &Path, resume: 
     model.visit(&mut ForceInit);
     let mut optim = optimizer(t);
     let mut sched = scheduler(t, steps_per_epoch)?;
-    let mut state = State { epoch: 0, best_val_loss: f64::INFINITY, best_epoch: 0, history: Vec::new() };
+    let mut state = State {
+        epoch: 0,
+        best_val_loss: f64::INFINITY,
+        best_epoch: 0,
+        history: Vec::new(),
+    };
     if resuming {
         state = serde_json::from_slice(&std::fs::read(last.join("state.json"))?)?;
-        model = model.try_load_file(last.join("model.bpk")).map_err(|e| anyhow::anyhow!("loading checkpoint: {e:?}"))?;
-        optim = optim.load(last.join("optim.bpk")).map_err(|e| anyhow::anyhow!("loading optimizer: {e:?}"))?;
-        sched = sched.load_record(LrSchedulerRecord::load(last.join("sched.bpk")).map_err(|e| anyhow::anyhow!("loading scheduler: {e:?}"))?);
-        eprintln!("resuming after epoch {} (best validation loss {:.4} at epoch {})", state.epoch, state.best_val_loss, state.best_epoch);
+        model = model
+            .try_load_file(last.join("model.bpk"))
+            .map_err(|e| anyhow::anyhow!("loading checkpoint: {e:?}"))?;
+        optim = optim
+            .load(last.join("optim.bpk"))
+            .map_err(|e| anyhow::anyhow!("loading optimizer: {e:?}"))?;
+        sched = sched.load_record(
+            LrSchedulerRecord::load(last.join("sched.bpk"))
+                .map_err(|e| anyhow::anyhow!("loading scheduler: {e:?}"))?,
+        );
+        eprintln!(
+            "resuming after epoch {} (best validation loss {:.4} at epoch {})",
+            state.epoch, state.best_val_loss, state.best_epoch
+        );
     }
     let loss_fn = CrossEntropyLossConfig::new()
         .with_smoothing((t.label_smoothing > 0.0).then_some(t.label_smoothing))
@@ -223,16 +291,25 @@ pub fn train(cfg: &TrainConfig, train: &Split, val: &Split, out: &Path, resume: 
     let side = cfg.model.input;
     for epoch in state.epoch + 1..=t.epochs {
         if state.epoch > 0 && epoch - state.best_epoch > t.patience {
-            eprintln!("early stop: no better validation loss for {} epochs", t.patience);
+            eprintln!(
+                "early stop: no better validation loss for {} epochs",
+                t.patience
+            );
             break;
         }
         let started = Instant::now();
         let order = data::balanced_order(&train.labels, train.classes.len(), t.seed, epoch);
-        let bar = if progress { ProgressBar::new(order.len() as u64) } else { ProgressBar::hidden() };
+        let bar = if progress {
+            ProgressBar::new(order.len() as u64)
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:25}] {pos}/{len} {per_sec} ETA {eta} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:25}] {pos}/{len} {per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_prefix(format!("{epoch}/{}", t.epochs));
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0f64, 0usize, 0usize, t.lr);
@@ -242,16 +319,27 @@ pub fn train(cfg: &TrainConfig, train: &Split, val: &Split, out: &Path, resume: 
             }
             let seed = t.seed ^ ((epoch * 1_000_003 + step) as u64);
             let x = Tensor::<4>::from_data(
-                TensorData::new(data::batch(train, idx, Some((&cfg.augment, seed))), [idx.len(), 3, side, side]),
+                TensorData::new(
+                    data::batch(train, idx, Some((&cfg.augment, seed))),
+                    [idx.len(), 3, side, side],
+                ),
                 &device,
             );
             let labels: Vec<i64> = idx.iter().map(|&i| train.labels[i] as i64).collect();
-            let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [idx.len()]), &device);
+            let y =
+                Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [idx.len()]), &device);
             let logits = model.forward(x);
             let loss = loss_fn.forward(logits.clone(), y);
             let loss_value = loss.clone().into_scalar::<f32>() as f64;
-            anyhow::ensure!(loss_value.is_finite(), "training diverged (loss {loss_value}) at epoch {epoch}, step {step}");
-            let pred: Vec<i64> = logits.argmax(1).squeeze_dim::<1>(1).try_into_vec_as::<i64>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            anyhow::ensure!(
+                loss_value.is_finite(),
+                "training diverged (loss {loss_value}) at epoch {epoch}, step {step}"
+            );
+            let pred: Vec<i64> = logits
+                .argmax(1)
+                .squeeze_dim::<1>(1)
+                .try_into_vec_as::<i64>()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let rate = sched.step();
             lr = rate.base();
@@ -260,7 +348,11 @@ pub fn train(cfg: &TrainConfig, train: &Split, val: &Split, out: &Path, resume: 
             correct += pred.iter().zip(&labels).filter(|(a, b)| a == b).count();
             seen += idx.len();
             bar.inc(idx.len() as u64);
-            bar.set_message(format!("loss {:.4} acc {:.3}", loss_sum / seen as f64, correct as f64 / seen as f64));
+            bar.set_message(format!(
+                "loss {:.4} acc {:.3}",
+                loss_sum / seen as f64,
+                correct as f64 / seen as f64
+            ));
         }
         bar.finish_and_clear();
         let (val_loss, val_acc) = evaluate(&model, val, 256, &plain, &eval_loss)?;
@@ -287,9 +379,17 @@ pub fn train(cfg: &TrainConfig, train: &Split, val: &Split, out: &Path, resume: 
         // last checkpoint: model, optimizer, scheduler, then the state that points at them
         std::fs::create_dir_all(&last)?;
         save_model(&model, &last.join("model.bpk"))?;
-        optim.save(last.join("optim.bpk")).map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
-        sched.to_record().save(last.join("sched.bpk")).map_err(|e| anyhow::anyhow!("saving scheduler: {e:?}"))?;
-        fsutil::write_replace(&last.join("state.json"), &serde_json::to_vec_pretty(&state)?)?;
+        optim
+            .save(last.join("optim.bpk"))
+            .map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
+        sched
+            .to_record()
+            .save(last.join("sched.bpk"))
+            .map_err(|e| anyhow::anyhow!("saving scheduler: {e:?}"))?;
+        fsutil::write_replace(
+            &last.join("state.json"),
+            &serde_json::to_vec_pretty(&state)?,
+        )?;
         write_history(out, &state.history)?;
     }
     Ok(state.history)
@@ -300,13 +400,19 @@ fn balanced_len(s: &Split) -> usize {
 }
 
 fn save_model(model: &Net, path: &PathBuf) -> anyhow::Result<()> {
-    model.valid().save_file(path).map_err(|e| anyhow::anyhow!("saving {}: {e:?}", path.display()))
+    model
+        .valid()
+        .save_file(path)
+        .map_err(|e| anyhow::anyhow!("saving {}: {e:?}", path.display()))
 }
 
 /// `history.csv` and `history.png`.
 pub fn write_history(out: &Path, h: &[EpochStats]) -> anyhow::Result<()> {
     let mut csv = Vec::new();
-    writeln!(csv, "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds")?;
+    writeln!(
+        csv,
+        "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds"
+    )?;
     for e in h {
         writeln!(
             csv,
@@ -320,7 +426,12 @@ pub fn write_history(out: &Path, h: &[EpochStats]) -> anyhow::Result<()> {
 
 /// Mean seconds per training step and the losses of `steps` steps on `backend`, for the backend
 /// comparison (`facegender train --compare-backends`).
-pub fn time_steps(cfg: &TrainConfig, train: &Split, backend: Backend, steps: usize) -> anyhow::Result<(f64, Vec<f32>)> {
+pub fn time_steps(
+    cfg: &TrainConfig,
+    train: &Split,
+    backend: Backend,
+    steps: usize,
+) -> anyhow::Result<(f64, Vec<f32>)> {
     let t = &cfg.train;
     let device = backend.device().autodiff();
     device.seed(t.seed);
@@ -336,7 +447,8 @@ pub fn time_steps(cfg: &TrainConfig, train: &Split, backend: Backend, steps: usi
         let images = data::batch(train, idx, None);
         let labels: Vec<i64> = idx.iter().map(|&i| train.labels[i] as i64).collect();
         let started = Instant::now();
-        let x = Tensor::<4>::from_data(TensorData::new(images, [idx.len(), 3, side, side]), &device);
+        let x =
+            Tensor::<4>::from_data(TensorData::new(images, [idx.len(), 3, side, side]), &device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [idx.len()]), &device);
         let loss = loss_fn.forward(model.forward(x), y);
         losses.push(loss.clone().into_scalar::<f32>());

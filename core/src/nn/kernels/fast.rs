@@ -2,7 +2,7 @@
 //! vectorise the inner loops: contiguous NHWC rows, zero-point subtraction hoisted out of the
 //! multiply-accumulate, and accumulators in small stack arrays (no heap, bounded stack).
 
-use super::{AddArgs, AvgPoolArgs, ConvArgs, Kernels, PoolArgs, Reference, finish, tap};
+use super::{AddArgs, AvgPoolArgs, ConvArgs, Kernels, PadArgs, PoolArgs, Reference, finish, tap};
 
 /// Optimised kernels for inference.
 pub struct Fast;
@@ -208,5 +208,13 @@ impl Kernels for Fast {
     fn add(a: &AddArgs, xa: &[i8], xb: &[i8], y: &mut [i8]) {
         // Elementwise and already memory-bound: the reference is the fast version.
         Reference::add(a, xa, xb, y)
+    }
+
+    fn pad_channels(a: &PadArgs, x: &[i8], y: &mut [i8]) {
+        let (ci, co) = (a.input.c as usize, a.output.c as usize);
+        for (src, dst) in x.chunks_exact(ci).zip(y.chunks_exact_mut(co)) {
+            dst[..ci].copy_from_slice(src);
+            dst[ci..].fill(a.zero_point);
+        }
     }
 }

@@ -113,6 +113,14 @@ pub struct AddArgs {
     pub clamp: Clamp,
 }
 
+/// Channel padding: copy `input.c` channels per pixel, fill the rest with the zero point.
+#[derive(Clone, Copy, Debug)]
+pub struct PadArgs {
+    pub input: Shape,
+    pub output: Shape,
+    pub zero_point: i8,
+}
+
 /// The operator set. Every implementation must give identical output for identical input.
 pub trait Kernels {
     fn conv2d(args: &ConvArgs, x: &[i8], y: &mut [i8]);
@@ -121,6 +129,7 @@ pub trait Kernels {
     fn max_pool(args: &PoolArgs, x: &[i8], y: &mut [i8]);
     fn avg_pool(args: &AvgPoolArgs, x: &[i8], y: &mut [i8]);
     fn add(args: &AddArgs, a: &[i8], b: &[i8], y: &mut [i8]);
+    fn pad_channels(args: &PadArgs, x: &[i8], y: &mut [i8]);
 }
 
 /// Accumulator to output: requantise, add the output zero point, clamp (saturate + activation).

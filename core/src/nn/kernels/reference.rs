@@ -1,6 +1,6 @@
 //! The definition of every operator, written for clarity: one output element at a time.
 
-use super::{AddArgs, AvgPoolArgs, ConvArgs, Kernels, PoolArgs, finish, tap};
+use super::{AddArgs, AvgPoolArgs, ConvArgs, Kernels, PadArgs, PoolArgs, finish, tap};
 use crate::quant;
 
 /// Plain scalar kernels, the reference the fast ones are tested against.
@@ -148,6 +148,15 @@ impl Kernels for Reference {
             let sum = a.a.dequantize(p) + a.b.dequantize(q);
             let v = quant::quantize(sum, a.y.scale, a.y.zero_point);
             *out = v.clamp(a.clamp.min, a.clamp.max);
+        }
+    }
+
+    fn pad_channels(a: &PadArgs, x: &[i8], y: &mut [i8]) {
+        let (ci, co) = (a.input.c as usize, a.output.c as usize);
+        for p in 0..a.input.h as usize * a.input.w as usize {
+            for c in 0..co {
+                y[p * co + c] = if c < ci { x[p * ci + c] } else { a.zero_point };
+            }
         }
     }
 }

