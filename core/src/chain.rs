@@ -65,6 +65,14 @@ impl From<AlignError> for ChainError {
     }
 }
 
+/// How detections are decoded: the detector's anchors, the score threshold and the NMS overlap.
+#[derive(Clone, Copy, Debug)]
+pub struct DetectParams<'s> {
+    pub spec: &'s AnchorSpec,
+    pub threshold: f32,
+    pub nms_iou: f32,
+}
+
 /// Runs the int8 detector on a letterboxed input and returns the faces, merged by weighted NMS,
 /// best first, in frame pixels.
 pub fn detect_faces<const N: usize>(
@@ -72,11 +80,14 @@ pub fn detect_faces<const N: usize>(
     arena: &mut [u8],
     input: &[i8],
     lb: &Letterbox,
-    spec: &AnchorSpec,
-    threshold: f32,
-    nms_iou: f32,
+    params: DetectParams<'_>,
     faces: &mut Vec<Detection, N>,
 ) -> Result<(), ChainError> {
+    let DetectParams {
+        spec,
+        threshold,
+        nms_iou,
+    } = params;
     let out = detector.run(arena, input)?;
     if out.len() != 4 {
         return Err(ChainError::DetectorOutputs);

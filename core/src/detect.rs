@@ -217,7 +217,8 @@ pub fn decode_with<const N: usize>(
     for i in 0..spec.len() {
         // MediaPipe clips logits to +-100 before the sigmoid
         let score = sigmoid(score_of(i).clamp(-100.0, 100.0));
-        if !(score > threshold) {
+        // written so that a NaN score is skipped too
+        if score.partial_cmp(&threshold) != Some(core::cmp::Ordering::Greater) {
             continue;
         }
         let Some(a) = spec.center(i) else { continue };
@@ -240,10 +241,9 @@ pub fn decode_with<const N: usize>(
                 .enumerate()
                 .min_by(|x, y| x.1.score.total_cmp(&y.1.score))
                 .map(|(j, w)| (j, w.score))
+                && score > weakest
             {
-                if score > weakest {
-                    out[j] = d;
-                }
+                out[j] = d;
             }
         }
     }

@@ -86,9 +86,8 @@ fn core_equals_tract_where_the_rounding_rules_differ() {
         let m = (ws0 * xq.scale) / yq.scale;
         let r = Requant::from_f32(m).unwrap();
         // an accumulator in reach of int8 outputs where the two rules disagree
-        let Some(acc) = (1..200_000)
-            .map(|k| k as i32)
-            .find(|&a| r.apply(a) != r.apply_exact(a) && r.apply_exact(a).abs() < 100)
+        let Some(acc) =
+            (1..200_000).find(|&a| r.apply(a) != r.apply_exact(a) && r.apply_exact(a).abs() < 100)
         else {
             continue;
         };

@@ -236,7 +236,7 @@ pub fn run(
 
     // 6. eval, all engines
     let test = data::load_split(&data_dir.join("test"), Some(&info.classes), CROP, progress)?;
-    let outs = vec![
+    let outs = [
         eval::run_float(&run, &test)?,
         eval::run_onnx(&model_dir, &test)?,
         eval::run_int8_tract(&model_dir, &test)?,

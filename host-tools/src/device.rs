@@ -166,9 +166,11 @@ impl Int8Detector {
             arena,
             &x,
             &lb,
-            &AnchorSpec::FRONT_128,
-            threshold,
-            detect::NMS_IOU,
+            chain::DetectParams {
+                spec: &AnchorSpec::FRONT_128,
+                threshold,
+                nms_iou: detect::NMS_IOU,
+            },
             &mut faces,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -18,10 +18,10 @@ use facegender::{augment, fsutil, models, preprocess, reference};
 /// Prints a line to stdout; a closed pipe (`| head`) ends the program quietly with success.
 fn out(s: &str) {
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = writeln!(stdout, "{s}") {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if let Err(e) = writeln!(stdout, "{s}")
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 

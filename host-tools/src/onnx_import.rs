@@ -37,7 +37,7 @@ fn floats(t: &TensorProto) -> anyhow::Result<Vec<f32>> {
         return Ok(t.float_data.clone());
     }
     anyhow::ensure!(
-        t.raw_data.len() % 4 == 0,
+        t.raw_data.len().is_multiple_of(4),
         "initializer {} is not f32",
         t.name
     );
@@ -253,11 +253,8 @@ fn is_output_feed(proto: &ModelProto, name: &str) -> bool {
         if outputs.contains(&cur.as_str()) {
             return true;
         }
-        let next: Vec<&tract_onnx::pb::NodeProto> = g
-            .node
-            .iter()
-            .filter(|n| n.input.iter().any(|i| *i == cur))
-            .collect();
+        let next: Vec<&tract_onnx::pb::NodeProto> =
+            g.node.iter().filter(|n| n.input.contains(&cur)).collect();
         match next.as_slice() {
             [n] if matches!(n.op_type.as_str(), "Transpose" | "Reshape") => {
                 cur = n.output[0].clone()

@@ -166,10 +166,10 @@ pub fn predict_image(
         }
         r.faces.push(fr);
     }
-    if let Some(dir) = annotate {
-        if let Err(e) = annotate_image(&img, &r, dir) {
-            r.error = Some(format!("annotation: {e}"));
-        }
+    if let Some(dir) = annotate
+        && let Err(e) = annotate_image(&img, &r, dir)
+    {
+        r.error = Some(format!("annotation: {e}"));
     }
     r
 }
@@ -349,10 +349,10 @@ pub fn predict_device(
         }
         r.faces.push(fr);
     }
-    if let Some(dir) = annotate {
-        if let Err(e) = annotate_image(&img, &r, dir) {
-            r.error = Some(format!("annotation: {e}"));
-        }
+    if let Some(dir) = annotate
+        && let Err(e) = annotate_image(&img, &r, dir)
+    {
+        r.error = Some(format!("annotation: {e}"));
     }
     r
 }

@@ -237,7 +237,7 @@ fn manifest_bytes(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
     for r in rows {
         w.serialize(r)?;
     }
-    Ok(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)
+    w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Counts per split and class.

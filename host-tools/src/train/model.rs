@@ -139,7 +139,7 @@ impl ModelConfig {
         );
         let down = 1usize << (self.widths.len() - 1);
         anyhow::ensure!(
-            self.input % down == 0,
+            self.input.is_multiple_of(down),
             "model.input must be divisible by {down} (one 2x2 pool per stage but the last)"
         );
         anyhow::ensure!(self.classes >= 2, "model.classes must be at least 2");
