@@ -1,7 +1,9 @@
 //! Requantisation: turning an i32 accumulator into an int8 activation.
 //!
 //! tract (and so the ONNX files the host runs) computes the combined multiplier in f32 as
-//! `M = (x_scale * w_scale) / y_scale` and rounds `|acc| as f32 * M` to an integer with ties to
+//! `M = (w_scale * x_scale) / y_scale` for a per-tensor weight scale and as
+//! `M = w_scale * (x_scale / y_scale)` for per-channel ones (its optimiser folds the scalars first;
+//! the order matters for the last bit of `M`, see `core/tests/tract_parity.rs`), and rounds `|acc| as f32 * M` to an integer with ties to
 //! even, applying the sign afterwards. Two f32 roundings happen on the way: `|acc| as f32` (when
 //! `|acc| >= 2^24`) and the product. [`Requant`] reproduces exactly that in integer arithmetic, so
 //! the int8 path needs no floating point at run time and agrees with tract bit for bit.

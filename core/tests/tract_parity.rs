@@ -3,6 +3,45 @@
 use facegender_core::nn::Model;
 use facegender_core::nn::onnx::{InputKind, TractModel};
 use facegender_core::nn::random::{Rng, random_model};
+use facegender_core::nn::write::ModelBuilder;
+use facegender_core::nn::{Clamp, QParams, Shape, Window};
+
+/// A classifier stem (3x3 stride 2 over RGB, 24 per-channel scales, input scale 1/128) as the
+/// exporter writes it, with a power-of-two output scale. With 24 or more channels tract folds the
+/// multiplier in another order than `(w_scale * x_scale) / y_scale`; with `y_scale = 0.0371` this
+/// model flipped 8 outputs in 4.6 million. A power-of-two `y_scale` makes every order exact.
+#[test]
+fn core_equals_tract_on_a_stem_conv_with_power_of_two_output_scale() {
+    let mut rng = Rng(12345);
+    let xq = QParams {
+        scale: 1.0 / 128.0,
+        zero_point: 3,
+    };
+    let yq = QParams {
+        scale: 1.0 / 32.0,
+        zero_point: -5,
+    };
+    let mut b = ModelBuilder::new(Shape::new(17, 17, 3), xq);
+    let w = rng.i8s(24 * 27);
+    let bias = (0..24).map(|_| rng.range(0, 2000) as i32 - 1000).collect();
+    let ws = (0..24)
+        .map(|_| 0.001 + rng.range(0, 1000) as f32 * 1e-5)
+        .collect();
+    let y = b
+        .conv2d(0, Window::valid(3, 3, 2, 2), yq, Clamp::NONE, w, bias, ws)
+        .unwrap();
+    b.output(y);
+    let bytes = b.to_bytes().unwrap();
+    let m = Model::parse(&bytes).unwrap();
+    let tract = TractModel::from_model(&m, InputKind::Int8).unwrap();
+    let mut arena = vec![0u8; m.arena_len()];
+    for run in 0..3000 {
+        let x = rng.i8s(17 * 17 * 3);
+        let want = tract.run_i8(&x).unwrap();
+        let got = m.run(&mut arena, &x).unwrap();
+        assert_eq!(got.get(0).unwrap(), &want[0][..], "input {run}");
+    }
+}
 
 /// 240 random models (layer mixes, per-channel and uniform scales, odd sizes), one random input
 /// each, plus a second input for the first 20 models.

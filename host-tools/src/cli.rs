@@ -375,6 +375,13 @@ pub struct FirmwareArgs {
     /// Exported model folder with firmware-crops/ (default: the shipped models/gender).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// First (re)write MODEL/firmware-crops from this labelled folder of aligned crops (e.g. a
+    /// split's test/), taking the first `--per-class` of each class.
+    #[arg(long)]
+    pub crops_from: Option<PathBuf>,
+    /// Crops per class for `--crops-from`.
+    #[arg(long, default_value_t = 3)]
+    pub per_class: usize,
 }
 
 #[derive(Args, Debug)]

@@ -325,16 +325,24 @@ pub fn calibrate(layers: &[Folded], images: &[image::RgbImage], side: usize) -> 
         )
 }
 
+/// The smallest power of two at or above `s`. Activation scales are powers of two so that a
+/// layer's multiplier `w_scale * x_scale / y_scale` is the same f32 in whatever order it is
+/// folded: tract folds it differently depending on the layer's channel count, and a last-bit
+/// difference flips about one output in 10^6 (see `core/tests/tract_parity.rs`).
+pub fn pow2_scale(s: f32) -> f32 {
+    2f32.powi(s.max(1e-6).log2().ceil() as i32)
+}
+
 fn relu_q(max: f32) -> QParams {
     QParams {
-        scale: (max.max(1e-6)) / 255.0,
+        scale: pow2_scale(max.max(1e-6) / 255.0),
         zero_point: -128,
     }
 }
 
 fn range_q(min: f32, max: f32) -> QParams {
     let (min, max) = (min.min(0.0), max.max(0.0));
-    let scale = ((max - min) / 255.0).max(1e-6);
+    let scale = pow2_scale((max - min) / 255.0);
     let zp = (-128.0 - min / scale).round().clamp(-128.0, 127.0) as i8;
     QParams {
         scale,
@@ -542,7 +550,7 @@ pub fn export(
             .into(),
         calibration_images: calibration.len(),
         calibration_method:
-            "per-tensor min/max of each layer's float output over the calibration images".into(),
+            "per-tensor min/max of each layer's float output over the calibration images, scale rounded up to a power of two".into(),
         macs: model.macs(),
         weight_bytes: model.weight_bytes(),
         arena_bytes: model.arena_len(),

@@ -12,10 +12,12 @@ fn temp_in(path: &Path) -> std::io::Result<NamedTempFile> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    tempfile::Builder::new()
-        .prefix(".facegender-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
+    let mut b = tempfile::Builder::new();
+    b.prefix(".facegender-").suffix(".tmp");
+    // temp files are private by default; the results are ordinary files (umask still applies)
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    b.tempfile_in(dir)
 }
 
 /// Writes `bytes` to `path` only if nothing is there yet (atomic link, never overwrites).

@@ -672,6 +672,21 @@ fn demo_cmd(
 fn firmware_cmd(a: FirmwareArgs, models_dir: &std::path::Path) -> anyhow::Result<()> {
     use facegender::firmware;
     let model_dir = a.model.unwrap_or_else(|| models_dir.join("gender"));
+    if let Some(src) = &a.crops_from {
+        let info = facegender::eval::export_info(&model_dir)?;
+        let written = facegender::demo::write_firmware_crops(
+            src,
+            &model_dir.join("firmware-crops"),
+            info.input as u32,
+            a.per_class,
+        )?;
+        out(&format!(
+            "{} crops from {} written to {}",
+            written.len(),
+            src.display(),
+            model_dir.join("firmware-crops").display()
+        ));
+    }
     let (ok, total, instructions, log) = facegender::demo::firmware_check(&model_dir)?;
     for l in log
         .lines()

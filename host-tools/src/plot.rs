@@ -105,7 +105,12 @@ pub fn confusion_and_roc(
         .x_labels(n)
         .y_labels(n)
         .x_label_formatter(&|i| classes.get(*i).cloned().unwrap_or_default())
-        .y_label_formatter(&|i| classes.get(n - 1 - *i).cloned().unwrap_or_default())
+        .y_label_formatter(&|i| {
+            // plotters also asks for the label at the range's end (i == n)
+            n.checked_sub(1 + *i)
+                .and_then(|k| classes.get(k).cloned())
+                .unwrap_or_default()
+        })
         .draw()
         .map_err(err)?;
     for (t, row) in confusion.iter().enumerate() {
