@@ -115,8 +115,8 @@ impl TrainConfig {
         );
         anyhow::ensure!(t.lr > 0.0 && t.lr <= 1.0, "train.lr must be in (0, 1]");
         anyhow::ensure!(
-            t.warmup_epochs < t.epochs,
-            "train.warmup_epochs must be below train.epochs"
+            t.warmup_epochs <= t.epochs,
+            "train.warmup_epochs must not exceed train.epochs"
         );
         anyhow::ensure!(
             (0.0..0.5).contains(&t.label_smoothing),
