@@ -16,8 +16,16 @@ fn main() {
     let here = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
 
-    let board = if env::var_os("CARGO_FEATURE_STM32H743").is_some() { "stm32h743" } else { "qemu-mps2" };
-    fs::copy(here.join("boards").join(board).join("memory.x"), out.join("memory.x")).unwrap();
+    let board = if env::var_os("CARGO_FEATURE_STM32H743").is_some() {
+        "stm32h743"
+    } else {
+        "qemu-mps2"
+    };
+    fs::copy(
+        here.join("boards").join(board).join("memory.x"),
+        out.join("memory.x"),
+    )
+    .unwrap();
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=boards");
 
@@ -27,47 +35,95 @@ fn main() {
     };
     println!("cargo:rerun-if-env-changed=FACEGENDER_MODEL_DIR");
     println!("cargo:rerun-if-env-changed=FACEGENDER_CROPS");
-    let model_dir = resolve(env::var("FACEGENDER_MODEL_DIR").unwrap_or_else(|_| "../models/gender".into()));
-    let crops_dir = env::var("FACEGENDER_CROPS").map(resolve).unwrap_or_else(|_| model_dir.join("firmware-crops"));
+    let model_dir =
+        resolve(env::var("FACEGENDER_MODEL_DIR").unwrap_or_else(|_| "../models/gender".into()));
+    let crops_dir = env::var("FACEGENDER_CROPS")
+        .map(resolve)
+        .unwrap_or_else(|_| model_dir.join("firmware-crops"));
     let model_path = model_dir.join("model.fgi8");
     println!("cargo:rerun-if-changed={}", model_path.display());
     println!("cargo:rerun-if-changed={}", crops_dir.display());
     let bytes = fs::read(&model_path).unwrap_or_else(|e| {
-        panic!("{}: {e}. Export a model first (facegender export) or set FACEGENDER_MODEL_DIR", model_path.display())
+        panic!(
+            "{}: {e}. Export a model first (facegender export) or set FACEGENDER_MODEL_DIR",
+            model_path.display()
+        )
     });
     let model = Model::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", model_path.display()));
     let input = model.input().shape;
     let classes = read_classes(&model_dir.join("model.json"));
 
     let mut src = String::new();
-    writeln!(src, "/// Bytes of scratch the model needs (from its buffer plan).").unwrap();
+    writeln!(
+        src,
+        "/// Bytes of scratch the model needs (from its buffer plan)."
+    )
+    .unwrap();
     writeln!(src, "pub const ARENA_LEN: usize = {};", model.arena_len()).unwrap();
     writeln!(src, "/// Input side and channels.").unwrap();
     writeln!(src, "pub const INPUT_LEN: usize = {};", input.len()).unwrap();
     writeln!(src, "pub const CLASSES: &[&str] = &{classes:?};").unwrap();
     writeln!(src, "/// The model file, 4-byte aligned.").unwrap();
-    writeln!(src, "pub static MODEL: &crate::Aligned<[u8]> = &crate::Aligned(*include_bytes!({:?}));", model_path.display().to_string()).unwrap();
+    writeln!(
+        src,
+        "pub static MODEL: &crate::Aligned<[u8]> = &crate::Aligned(*include_bytes!({:?}));",
+        model_path.display().to_string()
+    )
+    .unwrap();
     let mut crops: Vec<PathBuf> = fs::read_dir(&crops_dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "rgb")).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "rgb"))
+                .collect()
+        })
         .unwrap_or_default();
     crops.sort();
     writeln!(src, "/// Test crops: (name, RGB pixels).").unwrap();
-    writeln!(src, "pub static CROPS: &[(&str, &[u8; {}])] = &[", input.len()).unwrap();
+    writeln!(
+        src,
+        "pub static CROPS: &[(&str, &[u8; {}])] = &[",
+        input.len()
+    )
+    .unwrap();
     for c in &crops {
         let len = fs::metadata(c).unwrap().len() as usize;
-        assert_eq!(len, input.len(), "{} is not a {}x{}x{} crop", c.display(), input.h, input.w, input.c);
+        assert_eq!(
+            len,
+            input.len(),
+            "{} is not a {}x{}x{} crop",
+            c.display(),
+            input.h,
+            input.w,
+            input.c
+        );
         let name = c.file_stem().unwrap().to_string_lossy();
-        writeln!(src, "    ({name:?}, include_bytes!({:?})),", c.display().to_string()).unwrap();
+        writeln!(
+            src,
+            "    ({name:?}, include_bytes!({:?})),",
+            c.display().to_string()
+        )
+        .unwrap();
     }
     writeln!(src, "];").unwrap();
     fs::write(out.join("model.rs"), src).unwrap();
 }
 
 fn read_classes(path: &Path) -> Vec<String> {
-    let Ok(text) = fs::read_to_string(path) else { return vec!["class0".into(), "class1".into()] };
+    let Ok(text) = fs::read_to_string(path) else {
+        return vec!["class0".into(), "class1".into()];
+    };
     // model.json: {"classes": ["female", "male"], ...}; a tiny scan keeps build deps small
-    let Some(start) = text.find("\"classes\"") else { return Vec::new() };
+    let Some(start) = text.find("\"classes\"") else {
+        return Vec::new();
+    };
     let rest = &text[start..];
-    let (Some(a), Some(b)) = (rest.find('['), rest.find(']')) else { return Vec::new() };
-    rest[a + 1..b].split(',').map(|s| s.trim().trim_matches('"').to_string()).filter(|s| !s.is_empty()).collect()
+    let (Some(a), Some(b)) = (rest.find('['), rest.find(']')) else {
+        return Vec::new();
+    };
+    rest[a + 1..b]
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }

@@ -1,5 +1,5 @@
-//! Glue shared by the firmware binaries: defmt over semihosting, a panic handler that reports
-//! and exits non-zero, exit, an instruction counter, and the embedded model.
+//! Glue shared by the firmware binaries: defmt over semihosting (QEMU) or RTT (boards), a panic
+//! handler that reports and exits non-zero, exit, an instruction counter, and the embedded model.
 #![no_std]
 #![deny(unsafe_code)]
 
@@ -8,7 +8,15 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::exception;
-use defmt_semihosting as _; // the global defmt logger
+// the global defmt logger: semihosting under QEMU, RTT on a board (probe-rs reads it)
+#[cfg(all(feature = "qemu", feature = "stm32h743"))]
+compile_error!("features `qemu` and `stm32h743` exclude each other: use --no-default-features");
+#[cfg(not(any(feature = "qemu", feature = "stm32h743")))]
+compile_error!("pick a target: the default `qemu`, or --no-default-features --features stm32h743");
+#[cfg(feature = "stm32h743")]
+use defmt_rtt as _;
+#[cfg(feature = "qemu")]
+use defmt_semihosting as _;
 
 pub mod stack;
 

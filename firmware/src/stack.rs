@@ -13,7 +13,10 @@ unsafe extern "C" {
 
 fn bounds() -> (usize, usize) {
     // Taking the address of a linker symbol reads no memory (and needs no unsafe).
-    (core::ptr::addr_of!(__sheap) as usize, core::ptr::addr_of!(_stack_start) as usize)
+    (
+        core::ptr::addr_of!(__sheap) as usize,
+        core::ptr::addr_of!(_stack_start) as usize,
+    )
 }
 
 /// Paints the free stack below the current frame. Call once, first thing in `main`.

@@ -21,8 +21,12 @@ fn main() -> ! {
             fw::exit(false)
         }
     };
-    let Some(arena) = cortex_m::singleton!(: [u8; model::ARENA_LEN] = [0; model::ARENA_LEN]) else { fw::exit(false) };
-    let Some(input) = cortex_m::singleton!(: [i8; model::INPUT_LEN] = [0; model::INPUT_LEN]) else { fw::exit(false) };
+    let Some(arena) = cortex_m::singleton!(: [u8; model::ARENA_LEN] = [0; model::ARENA_LEN]) else {
+        fw::exit(false)
+    };
+    let Some(input) = cortex_m::singleton!(: [i8; model::INPUT_LEN] = [0; model::INPUT_LEN]) else {
+        fw::exit(false)
+    };
     defmt::info!(
         "model: {} layers, arena {} bytes, {} weight bytes, {} MACs",
         net.layer_count(),
@@ -43,7 +47,9 @@ fn main() -> ! {
             }
         };
         let ticks = clock.ticks() - t0;
-        let (Some(logits), Some(q)) = (out.get(0), out.qparams(0)) else { fw::exit(false) };
+        let (Some(logits), Some(q)) = (out.get(0), out.qparams(0)) else {
+            fw::exit(false)
+        };
         let mut probs = [0f32; 8];
         let n = logits.len().min(8);
         softmax(&logits[..n], q, &mut probs[..n]);
@@ -58,6 +64,10 @@ fn main() -> ! {
             fw::qemu_instructions(ticks)
         );
     }
-    defmt::info!("stack high-water mark: {=usize} bytes of {=usize}", fw::stack::high_water(), fw::stack::capacity());
+    defmt::info!(
+        "stack high-water mark: {=usize} bytes of {=usize}",
+        fw::stack::high_water(),
+        fw::stack::capacity()
+    );
     fw::exit(true)
 }
