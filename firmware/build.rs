@@ -4,6 +4,10 @@
 //! Inputs (paths relative to the firmware folder unless absolute):
 //! - `FACEGENDER_MODEL_DIR` (default `../models/gender`): `model.fgi8` and `model.json`
 //! - `FACEGENDER_CROPS` (default `<model dir>/firmware-crops`): `*.rgb` raw crops, `input x input x 3`
+//! - for the `full_chain` binary, when present: `<model dir>/device-chain.json` (keypoint template),
+//!   `FACEGENDER_DETECTOR_DIR` (default `../models/blazeface-int8`): `model.fgi8`, and
+//!   `<model dir>/firmware-frames/NAME-WxH.rgb`: raw RGB888 frames. Statics a binary does not use
+//!   are dropped by the linker, so `classify` carries none of this.
 
 use std::env;
 use std::fmt::Write as _;
@@ -106,7 +110,121 @@ fn main() {
         .unwrap();
     }
     writeln!(src, "];").unwrap();
+    chain(&mut src, &model_dir, &resolve, model.arena_len());
     fs::write(out.join("model.rs"), src).unwrap();
+}
+
+/// The device chain's detector, template and test frames (`None` / empty when absent).
+fn chain(src: &mut String, model_dir: &Path, resolve: &dyn Fn(String) -> PathBuf, arena: usize) {
+    println!("cargo:rerun-if-env-changed=FACEGENDER_DETECTOR_DIR");
+    let det_dir = resolve(
+        env::var("FACEGENDER_DETECTOR_DIR").unwrap_or_else(|_| "../models/blazeface-int8".into()),
+    );
+    let det_path = det_dir.join("model.fgi8");
+    let chain_path = model_dir.join("device-chain.json");
+    let frames_dir = model_dir.join("firmware-frames");
+    for p in [&det_path, &chain_path, &frames_dir] {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+    let det = fs::read(&det_path).ok().map(|b| {
+        let m = Model::parse(&b).unwrap_or_else(|e| panic!("{}: {e}", det_path.display()));
+        (m.arena_len(), m.input().shape.len())
+    });
+    let (det_arena, det_input) = det.unwrap_or((0, 0));
+    writeln!(
+        src,
+        "/// Scratch for the detector and the classifier, run one after the other."
+    )
+    .unwrap();
+    writeln!(
+        src,
+        "pub const CHAIN_ARENA_LEN: usize = {};",
+        arena.max(det_arena)
+    )
+    .unwrap();
+    writeln!(src, "pub const DET_INPUT_LEN: usize = {det_input};").unwrap();
+    match det {
+        Some(_) => writeln!(
+            src,
+            "pub static DETECTOR: Option<&crate::Aligned<[u8]>> = Some(&crate::Aligned(*include_bytes!({:?})));",
+            det_path.display().to_string()
+        ),
+        None => writeln!(src, "pub static DETECTOR: Option<&crate::Aligned<[u8]>> = None;"),
+    }
+    .unwrap();
+    let chain: Option<serde_json::Value> = fs::read(&chain_path).ok().map(|b| {
+        serde_json::from_slice(&b).unwrap_or_else(|e| panic!("{}: {e}", chain_path.display()))
+    });
+    match chain {
+        Some(c) => {
+            let f = |v: &serde_json::Value| {
+                v.as_f64()
+                    .unwrap_or_else(|| panic!("{}: not a number", chain_path.display()))
+            };
+            let pts: Vec<String> = c["template"]
+                .as_array()
+                .expect("template")
+                .iter()
+                .map(|p| format!("[{:?}f64, {:?}f64]", f(&p[0]), f(&p[1])))
+                .collect();
+            writeln!(
+                src,
+                "pub static CHAIN: Option<crate::ChainSettings> = Some(crate::ChainSettings {{ side: {}, points: [{}], threshold: {:?}f32, nms_iou: {:?}f32 }});",
+                c["template_side"].as_u64().expect("template_side"),
+                pts.join(", "),
+                f(&c["threshold"]) as f32,
+                f(&c["nms_iou"]) as f32,
+            )
+            .unwrap();
+        }
+        None => writeln!(
+            src,
+            "pub static CHAIN: Option<crate::ChainSettings> = None;"
+        )
+        .unwrap(),
+    }
+    let mut frames: Vec<PathBuf> = fs::read_dir(&frames_dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "rgb"))
+                .collect()
+        })
+        .unwrap_or_default();
+    frames.sort();
+    writeln!(
+        src,
+        "/// Test frames: (name, width, height, RGB888 pixels)."
+    )
+    .unwrap();
+    writeln!(
+        src,
+        "pub static FRAMES: &[(&str, usize, usize, &[u8])] = &["
+    )
+    .unwrap();
+    for p in &frames {
+        let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+        let (w, h) = name
+            .rsplit('-')
+            .next()
+            .and_then(|s| s.split_once('x'))
+            .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
+            .unwrap_or_else(|| panic!("{}: name must end in -WxH", p.display()));
+        let len = fs::metadata(p).unwrap().len() as usize;
+        assert_eq!(
+            len,
+            w * h * 3,
+            "{} is not a {w}x{h} RGB888 frame",
+            p.display()
+        );
+        writeln!(
+            src,
+            "    ({name:?}, {w}, {h}, include_bytes!({:?})),",
+            p.display().to_string()
+        )
+        .unwrap();
+    }
+    writeln!(src, "];").unwrap();
 }
 
 fn read_classes(path: &Path) -> Vec<String> {

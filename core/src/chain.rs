@@ -35,6 +35,8 @@ pub enum ChainError {
     Run(RunError),
     /// The detector model does not have the four BlazeFace outputs.
     DetectorOutputs,
+    /// The detector's input buffer does not fit its input tensor.
+    Input,
     Align(AlignError),
 }
 
@@ -45,6 +47,7 @@ impl core::fmt::Display for ChainError {
             Self::DetectorOutputs => {
                 f.write_str("the detector does not have BlazeFace's four outputs")
             }
+            Self::Input => f.write_str("the detector input buffer does not fit the detector"),
             Self::Align(e) => write!(f, "{e}"),
         }
     }
@@ -71,6 +74,34 @@ pub struct DetectParams<'s> {
     pub spec: &'s AnchorSpec,
     pub threshold: f32,
     pub nms_iou: f32,
+}
+
+/// Side the frame shrinks to inside the detector input for the second try when the first finds
+/// nothing: a 30% margin on every side (128 / 1.6), as the host detector retries. BlazeFace
+/// misses faces that fill the frame or touch its edges; a margin brings them back.
+pub const RETRY_INNER: u32 = 80;
+
+/// The detection stage on a camera frame: letterbox it into `input` (the detector's
+/// `size x size x 3` int8 tensor), detect, and if nothing is found try once more with the frame
+/// shrunk to [`RETRY_INNER`] (scaled to the detector's side). Returns the letterbox used.
+pub fn detect_frame<const N: usize>(
+    detector: &Model<'_>,
+    arena: &mut [u8],
+    frame: &crate::image::RgbView<'_>,
+    input: &mut [i8],
+    params: DetectParams<'_>,
+    faces: &mut Vec<Detection, N>,
+) -> Result<Letterbox, ChainError> {
+    let size = detector.input().shape.w as u32;
+    let mut lb = crate::frame::letterbox(frame, size, input).map_err(|_| ChainError::Input)?;
+    detect_faces(detector, arena, input, &lb, params, faces)?;
+    if faces.is_empty() {
+        let inner = RETRY_INNER * size / 128;
+        lb = crate::frame::letterbox_fit(frame, size, inner, input)
+            .map_err(|_| ChainError::Input)?;
+        detect_faces(detector, arena, input, &lb, params, faces)?;
+    }
+    Ok(lb)
 }
 
 /// Runs the int8 detector on a letterboxed input and returns the faces, merged by weighted NMS,

@@ -23,10 +23,18 @@ pub struct Letterbox {
 impl Letterbox {
     /// The placement of a `frame_width` x `frame_height` frame in a `size` x `size` input.
     pub fn new(frame_width: u32, frame_height: u32, size: u32) -> Self {
+        Self::fit(frame_width, frame_height, size, size)
+    }
+
+    /// As [`Letterbox::new`], with the frame's long side scaled to `inner` (at most `size`)
+    /// instead of `size`: a margin of mid-grey all round, which helps the detector with faces
+    /// that touch the frame's edges.
+    pub fn fit(frame_width: u32, frame_height: u32, size: u32, inner: u32) -> Self {
         let long = frame_width.max(frame_height).max(1);
-        // round(frame * size / long), in integers
+        let inner = inner.clamp(1, size.max(1));
+        // round(frame * inner / long), in integers
         let scaled = |v: u32| {
-            ((2 * v as u64 * size as u64 + long as u64) / (2 * long as u64)).clamp(1, size as u64)
+            ((2 * v as u64 * inner as u64 + long as u64) / (2 * long as u64)).clamp(1, inner as u64)
                 as u32
         };
         let (width, height) = (scaled(frame_width), scaled(frame_height));
@@ -70,12 +78,22 @@ impl core::fmt::Display for FrameError {
 /// mid-grey). Each input pixel averages the block of frame pixels it covers (nearest pixel when
 /// enlarging), rounding half up.
 pub fn letterbox(frame: &RgbView<'_>, size: u32, out: &mut [i8]) -> Result<Letterbox, FrameError> {
+    letterbox_fit(frame, size, size, out)
+}
+
+/// [`letterbox`] with the frame's long side scaled to `inner` pixels (see [`Letterbox::fit`]).
+pub fn letterbox_fit(
+    frame: &RgbView<'_>,
+    size: u32,
+    inner: u32,
+    out: &mut [i8],
+) -> Result<Letterbox, FrameError> {
     let n = size as usize;
     if out.len() != n * n * 3 {
         return Err(FrameError::OutputLength);
     }
     let (fw, fh) = (frame.width() as u32, frame.height() as u32);
-    let lb = Letterbox::new(fw, fh, size);
+    let lb = Letterbox::fit(fw, fh, size, inner);
     out.fill(0);
     let span = |i: u32, scaled: u32, full: u32| -> (u32, u32) {
         let a = (i as u64 * full as u64 / scaled as u64) as u32;
@@ -111,6 +129,18 @@ pub fn letterbox(frame: &RgbView<'_>, size: u32, out: &mut [i8]) -> Result<Lette
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_margin_shrinks_the_frame_about_the_centre() {
+        let lb = Letterbox::fit(200, 200, 128, 80);
+        assert_eq!((lb.width, lb.height, lb.pad_x, lb.pad_y), (80, 80, 24, 24));
+        let (x, y) = lb.to_frame(0.5, 0.5);
+        assert!((x - 100.0).abs() < 1e-3 && (y - 100.0).abs() < 1e-3);
+        assert_eq!(
+            Letterbox::fit(200, 100, 128, 500),
+            Letterbox::new(200, 100, 128)
+        );
+    }
 
     #[test]
     fn a_wide_frame_is_centred_vertically() {

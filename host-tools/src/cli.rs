@@ -87,7 +87,9 @@ pub enum Command {
     )]
     Demo(DemoArgs),
     /// Build the firmware for a model, boot it in QEMU, compare with the host and print its size.
-    #[command(after_help = "Example:\n  facegender firmware --model models/gender")]
+    #[command(
+        after_help = "Examples:\n  facegender firmware --model models/gender\n  facegender firmware --model models/gender --crops-from data/test\n  facegender firmware --chain\n  facegender firmware --chain --frames-from test-photos/ --frames-per-class 1"
+    )]
     Firmware(FirmwareArgs),
     /// Quantise BlazeFace (front, 128 px) to the core's int8 format for the device chain.
     #[command(
@@ -382,6 +384,16 @@ pub struct FirmwareArgs {
     /// Crops per class for `--crops-from`.
     #[arg(long, default_value_t = 3)]
     pub per_class: usize,
+    /// Run the whole device chain instead (`full_chain`: int8 BlazeFace, keypoint alignment,
+    /// classifier) on MODEL/firmware-frames and compare every face with `predict --device-chain`.
+    #[arg(long)]
+    pub chain: bool,
+    /// With `--chain`: first (re)write MODEL/firmware-frames from this labelled photo folder.
+    #[arg(long, requires = "chain")]
+    pub frames_from: Option<PathBuf>,
+    /// Frames per class for `--frames-from` (each 224x224 photo is 147 KB of flash).
+    #[arg(long, default_value_t = 1)]
+    pub frames_per_class: usize,
 }
 
 #[derive(Args, Debug)]

@@ -157,30 +157,34 @@ impl Int8Detector {
         Model::parse(&self.bytes).expect("checked in load")
     }
 
-    /// Faces in a photo, in photo pixels, best first: the device's detection stage.
+    /// Faces in a photo, in photo pixels, best first: the device's detection stage
+    /// ([`chain::detect_frame`], with its second try on a margin when `retry`).
     pub fn detect(
         &self,
         img: &RgbImage,
         threshold: f32,
+        retry: bool,
         arena: &mut Vec<u8>,
     ) -> anyhow::Result<Vec<Detection>> {
         let m = self.model();
         arena.resize(m.arena_len(), 0);
-        let (x, lb) = detector_input(img);
+        let params = chain::DetectParams {
+            spec: &AnchorSpec::FRONT_128,
+            threshold,
+            nms_iou: detect::NMS_IOU,
+        };
         let mut faces: heapless::Vec<Detection, CANDIDATES> = heapless::Vec::new();
-        chain::detect_faces(
-            &m,
-            arena,
-            &x,
-            &lb,
-            chain::DetectParams {
-                spec: &AnchorSpec::FRONT_128,
-                threshold,
-                nms_iou: detect::NMS_IOU,
-            },
-            &mut faces,
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if retry {
+            let view = RgbView::packed(img.as_raw(), img.width() as usize, img.height() as usize)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut x = vec![0i8; (DET_SIDE * DET_SIDE * 3) as usize];
+            chain::detect_frame(&m, arena, &view, &mut x, params, &mut faces)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        } else {
+            let (x, lb) = detector_input(img);
+            chain::detect_faces(&m, arena, &x, &lb, params, &mut faces)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         Ok(faces.into_iter().take(MAX_FACES).collect())
     }
 }
@@ -272,7 +276,7 @@ pub fn fit_template(
                 let Some(inv) = invert(&a) else {
                     return Ok(None);
                 };
-                let faces = detector.detect(&img, threshold, arena)?;
+                let faces = detector.detect(&img, threshold, true, arena)?;
                 let Some(f) = faces
                     .iter()
                     .filter(|f| iou(f.corners(), bbox) > 0.5)
@@ -335,4 +339,59 @@ pub fn float_detect_same_input(
         .map(|d| d.map(|x, y| lb.to_frame(x, y)))
         .take(MAX_FACES)
         .collect())
+}
+
+/// Writes raw RGB888 frames for the `full_chain` firmware, `per_class` photos of each class of
+/// `photos` (sorted), as `NN-CLASS-STEM-WxH.rgb`; earlier frames in `dest` are replaced.
+pub fn write_frames(
+    photos: &Path,
+    dest: &Path,
+    per_class: usize,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dest)?;
+    for old in std::fs::read_dir(dest)?.flatten() {
+        if old.path().extension().is_some_and(|e| e == "rgb") {
+            std::fs::remove_file(old.path())?;
+        }
+    }
+    let mut written = Vec::new();
+    let mut per = std::collections::BTreeMap::<String, usize>::new();
+    for it in crate::dataset::list(photos)? {
+        let n = per.entry(it.class.clone()).or_insert(0);
+        if *n >= per_class {
+            continue;
+        }
+        let img = crate::decode::decode_file(&it.path, &Default::default())?;
+        let stem = Path::new(&it.rel)
+            .file_stem()
+            .map_or("frame".into(), |s| s.to_string_lossy().replace('-', "_"));
+        let path = dest.join(format!(
+            "{:02}-{}-{stem}-{}x{}.rgb",
+            written.len(),
+            it.class,
+            img.width(),
+            img.height()
+        ));
+        fsutil::write_replace(&path, img.as_raw())?;
+        written.push(path);
+        *n += 1;
+    }
+    Ok(written)
+}
+
+/// A frame file written by [`write_frames`] as an image.
+pub fn read_frame(path: &Path) -> anyhow::Result<RgbImage> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (w, h) = stem
+        .rsplit('-')
+        .next()
+        .and_then(|s| s.split_once('x'))
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .with_context(|| format!("{}: the name must end in -WxH", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+    RgbImage::from_raw(w, h, bytes)
+        .with_context(|| format!("{}: not a {w}x{h} RGB888 frame", path.display()))
 }

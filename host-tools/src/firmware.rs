@@ -100,12 +100,86 @@ pub struct CropLine {
 }
 
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let start = line.find(&format!("{key}="))? + key.len() + 1;
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
     let rest = &line[start..];
     if rest.starts_with('[') {
-        return rest.find(']').map(|e| &rest[..=e]);
+        // up to the matching bracket (arrays nest: keypoints=[[x, y], ...])
+        let mut depth = 0;
+        for (i, c) in rest.char_indices() {
+            match c {
+                '[' => depth += 1,
+                ']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(&rest[..=i]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        return None;
     }
     Some(rest.split_whitespace().next().unwrap_or(""))
+}
+
+/// Every number of a (possibly nested) logged array, in order.
+fn numbers<T: std::str::FromStr>(array: &str) -> Option<Vec<T>> {
+    array
+        .split([',', '[', ']'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().ok())
+        .collect()
+}
+
+/// One face as the `full_chain` firmware logs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainLine {
+    pub frame: String,
+    pub face: usize,
+    pub bbox: [f32; 4],
+    pub score: f32,
+    pub keypoints: Vec<[f32; 2]>,
+    pub logits: Vec<i8>,
+    pub label: String,
+    pub align_instructions: u64,
+    pub classify_instructions: u64,
+}
+
+/// The per-face lines of a `full_chain` log.
+pub fn parse_chain(log: &str) -> Vec<ChainLine> {
+    log.lines()
+        .filter(|l| l.contains(" frame=") && l.contains(" face="))
+        .filter_map(|l| {
+            let k: Vec<f32> = numbers(field(l, "keypoints")?)?;
+            Some(ChainLine {
+                frame: field(l, "frame")?.to_string(),
+                face: field(l, "face")?.parse().ok()?,
+                bbox: numbers(field(l, "box")?)?.try_into().ok()?,
+                score: field(l, "score")?.parse().ok()?,
+                keypoints: k.chunks_exact(2).map(|p| [p[0], p[1]]).collect(),
+                logits: numbers(field(l, "logits")?)?,
+                label: field(l, "label")?.to_string(),
+                align_instructions: field(l, "align_instructions")?.parse().ok()?,
+                classify_instructions: field(l, "classify_instructions")?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Per-frame detection lines of a `full_chain` log: (frame, faces, instructions of the
+/// detection stage: letterbox, detector, decoding, NMS, and the second try if any).
+pub fn parse_frames(log: &str) -> Vec<(String, usize, u64)> {
+    log.lines()
+        .filter(|l| l.contains(" frame=") && l.contains(" faces="))
+        .filter_map(|l| {
+            Some((
+                field(l, "frame")?.to_string(),
+                field(l, "faces")?.parse().ok()?,
+                field(l, "detect_instructions")?.parse().ok()?,
+            ))
+        })
+        .collect()
 }
 
 /// The `crop=... label=... logits=[..] prob=... instructions=...` lines of a log.

@@ -672,6 +672,14 @@ fn demo_cmd(
 fn firmware_cmd(a: FirmwareArgs, models_dir: &std::path::Path) -> anyhow::Result<()> {
     use facegender::firmware;
     let model_dir = a.model.unwrap_or_else(|| models_dir.join("gender"));
+    if a.chain {
+        return firmware_chain(
+            &model_dir,
+            models_dir,
+            a.frames_from.as_deref(),
+            a.frames_per_class,
+        );
+    }
     if let Some(src) = &a.crops_from {
         let info = facegender::eval::export_info(&model_dir)?;
         let written = facegender::demo::write_firmware_crops(
@@ -718,6 +726,132 @@ fn firmware_cmd(a: FirmwareArgs, models_dir: &std::path::Path) -> anyhow::Result
     Ok(())
 }
 
+/// `facegender firmware --chain`: the `full_chain` firmware in QEMU against
+/// `predict --device-chain` on the same frames.
+fn firmware_chain(
+    model_dir: &std::path::Path,
+    models_dir: &std::path::Path,
+    frames_from: Option<&std::path::Path>,
+    per_class: usize,
+) -> anyhow::Result<()> {
+    use facegender::{device, firmware, predict};
+    let frames_dir = model_dir.join("firmware-frames");
+    if let Some(src) = frames_from {
+        let n = device::write_frames(src, &frames_dir, per_class)?.len();
+        out(&format!(
+            "{n} frames from {} written to {}",
+            src.display(),
+            frames_dir.display()
+        ));
+    }
+    let mut frames: Vec<std::path::PathBuf> = std::fs::read_dir(&frames_dir)
+        .with_context(|| format!("{} (write frames with --frames-from)", frames_dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rgb"))
+        .collect();
+    frames.sort();
+    anyhow::ensure!(
+        !frames.is_empty(),
+        "no frames in {} (write them with --frames-from)",
+        frames_dir.display()
+    );
+    let elf = firmware::build("full_chain", model_dir, &[])?;
+    let log = firmware::run_qemu(&elf, std::time::Duration::from_secs(600))?;
+    let on_device = firmware::parse_chain(&log);
+    let per_frame = firmware::parse_frames(&log);
+
+    // the host mirror: predict --device-chain on each frame's pixels
+    let det = device::Int8Detector::load(&models_dir.join("blazeface-int8"))?;
+    let chain = device::ChainInfo::load(model_dir)?;
+    let info = facegender::eval::export_info(model_dir)?;
+    let bytes = models::read(&model_dir.join(facegender::export::CORE_MODEL))?;
+    let model = facegender_core::nn::Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let classifier = predict::Classifier { model, info };
+    let cfg = predict::Config {
+        threshold: chain.threshold,
+        min_face: 0.0,
+        min_probability: 0.0,
+    };
+    let tmp = tempfile::tempdir()?;
+    let (mut equal, mut total) = (0, 0);
+    for f in &frames {
+        let name = f
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let png = tmp.path().join(format!("{name}.png"));
+        device::read_frame(f)?.save(&png)?;
+        let host = predict::predict_device(&det, &chain, &classifier, &cfg, &png, None);
+        let dev: Vec<&firmware::ChainLine> = on_device.iter().filter(|l| l.frame == name).collect();
+        let logged = per_frame.iter().find(|p| p.0 == name).map(|p| p.1);
+        total += host.faces.len().max(dev.len()).max(1);
+        if logged != Some(host.faces.len()) || dev.len() != host.faces.len() {
+            out(&format!(
+                "{name}: the host finds {} faces, the device {:?}",
+                host.faces.len(),
+                logged
+            ));
+            continue;
+        }
+        if host.faces.is_empty() {
+            equal += 1;
+        }
+        for (h, d) in host.faces.iter().zip(&dev) {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let hk: Vec<f32> = h.keypoints.iter().flatten().flatten().copied().collect();
+            let dk: Vec<f32> = d.keypoints.iter().flatten().copied().collect();
+            let same = bits(&h.bbox) == bits(&d.bbox)
+                && h.score.to_bits() == d.score.to_bits()
+                && bits(&hk) == bits(&dk)
+                && h.logits.as_deref() == Some(&d.logits[..])
+                && h.label.as_deref() == Some(d.label.as_str());
+            out(&format!(
+                "{name} face {}: box {:?} score {} label {} logits {:?}: {}",
+                d.face,
+                d.bbox,
+                d.score,
+                d.label,
+                d.logits,
+                if same {
+                    "equal to the host"
+                } else {
+                    "DIFFERS from the host"
+                }
+            ));
+            equal += same as usize;
+        }
+    }
+    let mean = |v: Vec<u64>| v.iter().sum::<u64>() / v.len().max(1) as u64;
+    let dt = mean(per_frame.iter().map(|p| p.2).collect());
+    let (al, cl) = (
+        mean(on_device.iter().map(|l| l.align_instructions).collect()),
+        mean(on_device.iter().map(|l| l.classify_instructions).collect()),
+    );
+    out(&format!(
+        "instructions per stage (QEMU -icount): detect {dt} (letterbox, detector, decoding, NMS), align {al} and classify {cl} per face; one frame with one face {}",
+        dt + al + cl
+    ));
+    let s = firmware::sizes(&elf)?;
+    let stack = firmware::parse_stack(&log).unwrap_or(0) as u64;
+    out(&format!(
+        "size: flash {} bytes (.text {} + .rodata {}), RAM {} bytes (.bss {} + .data {} + stack {})",
+        s.flash(),
+        s.text,
+        s.rodata,
+        s.static_ram() + stack,
+        s.bss,
+        s.data,
+        stack
+    ));
+    out(&format!(
+        "{equal}/{total} faces equal to predict --device-chain (box, score, keypoints, int8 logits, label)"
+    ));
+    anyhow::ensure!(equal == total, "the firmware and the host disagree");
+    Ok(())
+}
+
 fn quantize_detector_cmd(
     a: QuantizeDetectorArgs,
     models_dir: &std::path::Path,
@@ -761,7 +895,8 @@ fn eval_detector_cmd(a: EvalDetectorArgs, models_dir: &std::path::Path) -> anyho
             let img = facegender::decode::decode_file(f, &Default::default())?;
             // the float model on the same letterboxed pixels, so only quantisation differs
             let fl = device::float_detect_same_input(&float, &img, a.threshold)?;
-            let q = int8.detect(&img, a.threshold, arena)?;
+            // the same single input as the float model: no second try
+            let q = int8.detect(&img, a.threshold, false, arena)?;
             let matched = fl
                 .iter()
                 .filter(|d| {

@@ -43,6 +43,10 @@ pub struct FaceResult {
     pub probability: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logits: Option<Vec<i8>>,
+    /// BlazeFace's six keypoints in photo pixels, exactly (device chain only): right eye, left
+    /// eye, nose, mouth, right ear, left ear.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keypoints: Option<Vec<[f32; 2]>>,
     #[serde(skip)]
     pub landmarks: Vec<[i32; 2]>,
 }
@@ -139,6 +143,7 @@ pub fn predict_image(
             label: None,
             probability: None,
             logits: None,
+            keypoints: None,
             landmarks: f.landmarks.iter().map(|p| [p.x, p.y]).collect(),
         };
         if f.face.width() < cfg.min_face {
@@ -297,7 +302,7 @@ pub fn predict_device(
         }
     };
     let mut arena = Vec::new();
-    let faces = match det.detect(&img, chain.threshold.max(cfg.threshold), &mut arena) {
+    let faces = match det.detect(&img, chain.threshold.max(cfg.threshold), true, &mut arena) {
         Ok(f) => f,
         Err(e) => {
             r.status = "unreadable";
@@ -319,6 +324,7 @@ pub fn predict_device(
             label: None,
             probability: None,
             logits: None,
+            keypoints: Some(f.keypoints.to_vec()),
             landmarks: f
                 .keypoints
                 .iter()

@@ -39,16 +39,127 @@ fn firmware_in_qemu_equals_the_host_and_fits_the_budget() {
 
 #[test]
 fn the_firmware_links_no_allocator() {
-    let elf = firmware::firmware_dir().join("target/thumbv7em-none-eabihf/release/classify");
-    if !elf.exists() {
-        facegender::firmware::build("classify", &root().join("models/gender"), &[]).unwrap();
+    for bin in ["classify", "full_chain"] {
+        let elf = firmware::firmware_dir()
+            .join("target/thumbv7em-none-eabihf/release")
+            .join(bin);
+        if !elf.exists() {
+            facegender::firmware::build(bin, &root().join("models/gender"), &[]).unwrap();
+        }
+        let bytes = std::fs::read(&elf).unwrap();
+        for sym in [&b"__rust_alloc"[..], b"__rdl_alloc", b"__rg_alloc"] {
+            assert!(
+                !bytes.windows(sym.len()).any(|w| w == sym),
+                "{} links an allocator symbol",
+                elf.display()
+            );
+        }
     }
-    let bytes = std::fs::read(&elf).unwrap();
-    for sym in [&b"__rust_alloc"[..], b"__rdl_alloc", b"__rg_alloc"] {
-        assert!(
-            !bytes.windows(sym.len()).any(|w| w == sym),
-            "{} links an allocator symbol",
-            elf.display()
-        );
+}
+
+/// Budgets for the whole chain on a Cortex-M7 board with 2 MB of flash and 1 MB of RAM.
+const CHAIN_FLASH_BUDGET: u64 = 1024 * 1024;
+const CHAIN_RAM_BUDGET: u64 = 512 * 1024;
+
+/// The `full_chain` firmware (int8 BlazeFace, keypoint alignment, classifier) on the embedded
+/// frames logs exactly what `facegender predict --device-chain` gives for the same pixels.
+#[test]
+fn full_chain_in_qemu_equals_predict_device_chain_and_fits_the_budget() {
+    use crate::support::{facegender, run, stderr, stdout};
+    firmware::check_tools().expect("scripts/setup installs qemu-system-arm and defmt-print");
+    let model = root().join("models/gender");
+    let elf = firmware::build("full_chain", &model, &[]).unwrap();
+    let log = firmware::run_qemu(&elf, std::time::Duration::from_secs(600)).unwrap();
+    let device = firmware::parse_chain(&log);
+
+    // the same frames as PNG files, through predict --device-chain
+    let dir = tempfile::tempdir().unwrap();
+    let mut frames: Vec<_> = std::fs::read_dir(model.join("firmware-frames"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rgb"))
+        .collect();
+    frames.sort();
+    assert!(frames.len() >= 2, "too few frames embedded");
+    let mut c = facegender();
+    c.args([
+        "predict",
+        "-q",
+        "--json",
+        "--device-chain",
+        "--min-face",
+        "0",
+        "--min-probability",
+        "0",
+    ]);
+    for f in &frames {
+        let png = dir
+            .path()
+            .join(f.file_stem().unwrap())
+            .with_extension("png");
+        facegender::device::read_frame(f)
+            .unwrap()
+            .save(&png)
+            .unwrap();
+        c.arg(png);
     }
+    let o = run(c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut faces = 0;
+    for line in stdout(&o).lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let name = std::path::Path::new(r["image"].as_str().unwrap())
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let on_device: Vec<_> = device.iter().filter(|l| l.frame == name).collect();
+        let host = r["faces"].as_array().unwrap();
+        assert_eq!(host.len(), on_device.len(), "{name}: faces\n{log}");
+        let f32s = |v: &serde_json::Value| -> Vec<f32> {
+            let mut out = Vec::new();
+            let mut stack = vec![v];
+            while let Some(x) = stack.pop() {
+                match x.as_array() {
+                    Some(a) => stack.extend(a.iter().rev()),
+                    None => out.push(x.as_f64().unwrap() as f32),
+                }
+            }
+            out
+        };
+        for (h, d) in host.iter().zip(on_device) {
+            assert_eq!(f32s(&h["box"]), d.bbox.to_vec(), "{name}: box");
+            assert_eq!(
+                h["score"].as_f64().unwrap() as f32,
+                d.score,
+                "{name}: score"
+            );
+            let dk: Vec<f32> = d.keypoints.iter().flatten().copied().collect();
+            assert_eq!(f32s(&h["keypoints"]), dk, "{name}: keypoints");
+            let hl: Vec<i8> = h["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap() as i8)
+                .collect();
+            assert_eq!(hl, d.logits, "{name}: logits");
+            assert_eq!(h["label"].as_str(), Some(d.label.as_str()), "{name}: label");
+            faces += 1;
+        }
+    }
+    assert!(faces >= 2, "only {faces} faces compared:\n{log}");
+
+    let s = firmware::sizes(&elf).unwrap();
+    let stack = firmware::parse_stack(&log).expect("stack high-water mark in the log") as u64;
+    assert!(
+        s.flash() <= CHAIN_FLASH_BUDGET,
+        "flash {} > {CHAIN_FLASH_BUDGET}: {s:?}",
+        s.flash()
+    );
+    assert!(
+        s.static_ram() + stack <= CHAIN_RAM_BUDGET,
+        "RAM {} + stack {stack} > {CHAIN_RAM_BUDGET}: {s:?}",
+        s.static_ram()
+    );
 }
