@@ -74,15 +74,7 @@ fn main() {
         model_path.display().to_string()
     )
     .unwrap();
-    let mut crops: Vec<PathBuf> = fs::read_dir(&crops_dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "rgb"))
-                .collect()
-        })
-        .unwrap_or_default();
-    crops.sort();
+    let crops = raw_files(&crops_dir);
     writeln!(src, "/// Test crops: (name, RGB pixels).").unwrap();
     writeln!(
         src,
@@ -183,15 +175,7 @@ fn chain(src: &mut String, model_dir: &Path, resolve: &dyn Fn(String) -> PathBuf
         )
         .unwrap(),
     }
-    let mut frames: Vec<PathBuf> = fs::read_dir(&frames_dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "rgb"))
-                .collect()
-        })
-        .unwrap_or_default();
-    frames.sort();
+    let frames = raw_files(&frames_dir);
     writeln!(
         src,
         "/// Test frames: (name, width, height, RGB888 pixels)."
@@ -225,6 +209,20 @@ fn chain(src: &mut String, model_dir: &Path, resolve: &dyn Fn(String) -> PathBuf
         .unwrap();
     }
     writeln!(src, "];").unwrap();
+}
+
+/// The `*.rgb` files of `dir`, sorted (none when `dir` is missing).
+fn raw_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "rgb"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
 }
 
 fn read_classes(path: &Path) -> Vec<String> {

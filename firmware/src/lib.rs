@@ -114,6 +114,19 @@ pub fn qemu_instructions(ticks: u64) -> u64 {
     ticks * 40 / 128
 }
 
+/// The top class of the classifier's int8 logits: its name and softmax probability (first 8
+/// classes at most).
+pub fn top_class(logits: &[i8], q: facegender_core::nn::QParams) -> (&'static str, f32) {
+    let mut probs = [0f32; 8];
+    let n = logits.len().min(8);
+    facegender_core::nn::model::softmax(&logits[..n], q, &mut probs[..n]);
+    let best = argmax(&logits[..n]);
+    (
+        model::CLASSES.get(best).copied().unwrap_or("?"),
+        probs[best],
+    )
+}
+
 /// Index of the largest value.
 pub fn argmax(v: &[i8]) -> usize {
     let mut best = 0;

@@ -24,6 +24,7 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
+use crate::quantize::{self, Scale, range_q, relu_q};
 use crate::train::data::{Split, pixel_to_input};
 use crate::train::inference::Trained;
 use crate::train::model::{ConvBn, Net};
@@ -325,68 +326,6 @@ pub fn calibrate(layers: &[Folded], images: &[image::RgbImage], side: usize) -> 
         )
 }
 
-/// The smallest power of two at or above `s`. Activation scales are powers of two so that a
-/// layer's multiplier `w_scale * x_scale / y_scale` is the same f32 in whatever order it is
-/// folded: tract folds it differently depending on the layer's channel count, and a last-bit
-/// difference flips about one output in 10^6 (see `core/tests/tract_parity.rs`).
-pub fn pow2_scale(s: f32) -> f32 {
-    2f32.powi(s.max(1e-6).log2().ceil() as i32)
-}
-
-fn relu_q(max: f32) -> QParams {
-    QParams {
-        scale: pow2_scale(max.max(1e-6) / 255.0),
-        zero_point: -128,
-    }
-}
-
-fn range_q(min: f32, max: f32) -> QParams {
-    let (min, max) = (min.min(0.0), max.max(0.0));
-    let scale = pow2_scale((max - min) / 255.0);
-    let zp = (-128.0 - min / scale).round().clamp(-128.0, 127.0) as i8;
-    QParams {
-        scale,
-        zero_point: zp,
-    }
-}
-
-/// Symmetric per-channel int8 weights: `(q, scale per channel)`; `w` is `[channels][per]` unless
-/// `channel_last` (depthwise `[k][k][c]`).
-fn quantize_weights(w: &[f32], channels: usize, channel_last: bool) -> (Vec<i8>, Vec<f32>) {
-    let per = w.len() / channels;
-    let idx = |c: usize, j: usize| {
-        if channel_last {
-            j * channels + c
-        } else {
-            c * per + j
-        }
-    };
-    let scales: Vec<f32> = (0..channels)
-        .map(|c| {
-            let m = (0..per).map(|j| w[idx(c, j)].abs()).fold(0f32, f32::max);
-            if m > 0.0 { m / 127.0 } else { 1.0 }
-        })
-        .collect();
-    let mut q = vec![0i8; w.len()];
-    for c in 0..channels {
-        for j in 0..per {
-            q[idx(c, j)] = (w[idx(c, j)] / scales[c]).round().clamp(-127.0, 127.0) as i8;
-        }
-    }
-    (q, scales)
-}
-
-fn quantize_bias(b: &[f32], x_scale: f32, w_scales: &[f32]) -> Vec<i32> {
-    b.iter()
-        .zip(w_scales)
-        .map(|(&v, &s)| {
-            (v as f64 / (x_scale as f64 * s as f64))
-                .round()
-                .clamp(-(1 << 30) as f64, (1 << 30) as f64) as i32
-        })
-        .collect()
-}
-
 /// The int8 core model of a folded network, with activation ranges from [`calibrate`].
 pub fn quantize(
     layers: &[Folded],
@@ -414,8 +353,8 @@ pub fn quantize(
                 cout,
                 ..
             } => {
-                let (qw, ws) = quantize_weights(w, *cout, false);
-                let yq = relu_q(hi);
+                let (qw, ws) = quantize::weights(w, *cout, false);
+                let yq = relu_q(hi, Scale::PowerOfTwo);
                 let (k, s) = (*k as u8, *stride as u8);
                 let win = Window {
                     kh: k,
@@ -433,14 +372,14 @@ pub fn quantize(
                     yq,
                     Clamp::relu(yq),
                     qw,
-                    quantize_bias(bias, xq.scale, &ws),
+                    quantize::bias(bias, xq.scale, &ws),
                     ws,
                 )
                 .map_err(e)?
             }
             Folded::Depthwise { w, b: bias, k, c } => {
-                let (qw, ws) = quantize_weights(w, *c, true);
-                let yq = relu_q(hi);
+                let (qw, ws) = quantize::weights(w, *c, true);
+                let yq = relu_q(hi, Scale::PowerOfTwo);
                 let k = *k as u8;
                 let win = Window {
                     kh: k,
@@ -458,24 +397,26 @@ pub fn quantize(
                     yq,
                     Clamp::relu(yq),
                     qw,
-                    quantize_bias(bias, xq.scale, &ws),
+                    quantize::bias(bias, xq.scale, &ws),
                     ws,
                 )
                 .map_err(e)?
             }
             Folded::MaxPool => b.max_pool(x, Window::valid(2, 2, 2, 2)).map_err(e)?,
-            Folded::GlobalAvgPool => b.global_avg_pool(x, relu_q(hi)).map_err(e)?,
+            Folded::GlobalAvgPool => b
+                .global_avg_pool(x, relu_q(hi, Scale::PowerOfTwo))
+                .map_err(e)?,
             Folded::Linear {
                 w, b: bias, cout, ..
             } => {
-                let (qw, ws) = quantize_weights(w, *cout, false);
-                let yq = range_q(lo, hi);
+                let (qw, ws) = quantize::weights(w, *cout, false);
+                let yq = range_q(lo, hi, Scale::PowerOfTwo);
                 b.fully_connected(
                     x,
                     yq,
                     Clamp::NONE,
                     qw,
-                    quantize_bias(bias, xq.scale, &ws),
+                    quantize::bias(bias, xq.scale, &ws),
                     ws,
                 )
                 .map_err(e)?

@@ -21,5 +21,6 @@ pub mod onnx_import;
 pub mod plot;
 pub mod predict;
 pub mod preprocess;
+pub mod quantize;
 pub mod reference;
 pub mod train;

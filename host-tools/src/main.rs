@@ -540,15 +540,8 @@ fn predict_cmd(
         "--min-probability must be in [0, 1]"
     );
     let model_dir = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
-    let info = facegender::eval::export_info(&model_dir)?;
-    let bytes = models::read(&model_dir.join(facegender::export::CORE_MODEL))?;
-    let model = facegender_core::nn::Model::parse(&bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {e}",
-            model_dir.join(facegender::export::CORE_MODEL).display()
-        )
-    })?;
-    let classifier = predict::Classifier { model, info };
+    let (info, bytes) = predict::read_classifier(&model_dir)?;
+    let classifier = predict::Classifier::new(&bytes, info)?;
     let detector = BlazeFace::load(models_dir, a.detector)?;
     let lm = LandmarkModel::load(dlib)?;
     let sp = lm.predictor()?;
@@ -609,14 +602,6 @@ fn predict_cmd(
     Ok(())
 }
 
-fn load_classifier(
-    model_dir: &std::path::Path,
-) -> anyhow::Result<(facegender::export::ExportInfo, Vec<u8>)> {
-    let info = facegender::eval::export_info(model_dir)?;
-    let bytes = models::read(&model_dir.join(facegender::export::CORE_MODEL))?;
-    Ok((info, bytes))
-}
-
 fn bench_cmd(
     a: BenchArgs,
     models_dir: &std::path::Path,
@@ -624,9 +609,8 @@ fn bench_cmd(
 ) -> anyhow::Result<()> {
     use facegender::{bench, predict};
     let model_dir = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
-    let (info, bytes) = load_classifier(&model_dir)?;
-    let model = facegender_core::nn::Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let classifier = predict::Classifier { model, info };
+    let (info, bytes) = predict::read_classifier(&model_dir)?;
+    let classifier = predict::Classifier::new(&bytes, info)?;
     let detector = BlazeFace::load(models_dir, facegender::detect::Variant::Front)?;
     let lm = LandmarkModel::load(dlib)?;
     let sp = lm.predictor()?;
@@ -764,10 +748,8 @@ fn firmware_chain(
     // the host mirror: predict --device-chain on each frame's pixels
     let det = device::Int8Detector::load(&models_dir.join("blazeface-int8"))?;
     let chain = device::ChainInfo::load(model_dir)?;
-    let info = facegender::eval::export_info(model_dir)?;
-    let bytes = models::read(&model_dir.join(facegender::export::CORE_MODEL))?;
-    let model = facegender_core::nn::Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let classifier = predict::Classifier { model, info };
+    let (info, bytes) = predict::read_classifier(model_dir)?;
+    let classifier = predict::Classifier::new(&bytes, info)?;
     let cfg = predict::Config {
         threshold: chain.threshold,
         min_face: 0.0,
@@ -959,9 +941,8 @@ fn eval_chain_cmd(
     use facegender::predict;
     use rayon::prelude::*;
     let model_dir = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
-    let (info, bytes) = load_classifier(&model_dir)?;
-    let model = facegender_core::nn::Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let classifier = predict::Classifier { model, info };
+    let (info, bytes) = predict::read_classifier(&model_dir)?;
+    let classifier = predict::Classifier::new(&bytes, info)?;
     let detector = BlazeFace::load(models_dir, facegender::detect::Variant::Front)?;
     let lm = LandmarkModel::load(dlib)?;
     let sp = lm.predictor()?;

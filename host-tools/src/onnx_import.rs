@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use anyhow::{Context, bail};
 use facegender_core::nn::write::ModelBuilder;
 use facegender_core::nn::{Clamp, QParams, Shape, Window};
+
+use crate::quantize::{self, Scale, range_q, relu_q};
 use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
 use tract_onnx::prelude::*;
 
@@ -265,55 +267,31 @@ fn is_output_feed(proto: &ModelProto, name: &str) -> bool {
     false
 }
 
-fn relu_q(max: f32) -> QParams {
-    QParams {
-        scale: max.max(1e-6) / 255.0,
-        zero_point: -128,
-    }
-}
-
-fn range_q(min: f32, max: f32) -> QParams {
-    let (min, max) = (min.min(0.0), max.max(0.0));
-    let scale = ((max - min) / 255.0).max(1e-6);
-    QParams {
-        scale,
-        zero_point: (-128.0 - min / scale).round().clamp(-128.0, 127.0) as i8,
-    }
-}
-
-fn quantize_channels(w: &[f32], channels: usize, channel_last: bool) -> (Vec<i8>, Vec<f32>) {
-    let per = w.len() / channels;
-    let idx = |c: usize, j: usize| {
-        if channel_last {
-            j * channels + c
-        } else {
-            c * per + j
-        }
+/// A conv or pool node's window: a `kh` x `kw` kernel with the node's strides and pads (each
+/// must fit the core's u8 fields).
+fn window(n: &NodeProto, kh: usize, kw: usize) -> anyhow::Result<Window> {
+    let s = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
+    let p = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
+    anyhow::ensure!(
+        s.len() == 2 && p.len() == 4,
+        "{} node {:?}: strides or pads are not 2-D",
+        n.op_type,
+        n.name
+    );
+    let b = |v: i64| {
+        u8::try_from(v)
+            .with_context(|| format!("{} node {:?}: {v} out of range", n.op_type, n.name))
     };
-    let scales: Vec<f32> = (0..channels)
-        .map(|c| {
-            let m = (0..per).map(|j| w[idx(c, j)].abs()).fold(0f32, f32::max);
-            if m > 0.0 { m / 127.0 } else { 1.0 }
-        })
-        .collect();
-    let q = (0..w.len())
-        .map(|i| {
-            let c = if channel_last { i % channels } else { i / per };
-            (w[i] / scales[c]).round().clamp(-127.0, 127.0) as i8
-        })
-        .collect();
-    (q, scales)
-}
-
-fn bias_q(b: &[f32], x: f32, ws: &[f32]) -> Vec<i32> {
-    b.iter()
-        .zip(ws)
-        .map(|(&v, &s)| {
-            (v as f64 / (x as f64 * s as f64))
-                .round()
-                .clamp(-(1 << 30) as f64, (1 << 30) as f64) as i32
-        })
-        .collect()
+    Ok(Window {
+        kh: b(kh as i64)?,
+        kw: b(kw as i64)?,
+        sh: b(s[0])?,
+        sw: b(s[1])?,
+        pad_top: b(p[0])?,
+        pad_left: b(p[1])?,
+        pad_bottom: b(p[2])?,
+        pad_right: b(p[3])?,
+    })
 }
 
 /// Converts the graph to an int8 model; `input_q` quantises the (NHWC) input. Outputs are the
@@ -392,18 +370,8 @@ pub fn quantize(
             }
             "MaxPool" => {
                 let k = attr_ints(n, "kernel_shape").context("kernel_shape")?;
-                let s = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
-                let p = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
-                let win = Window {
-                    kh: k[0] as u8,
-                    kw: k[1] as u8,
-                    sh: s[0] as u8,
-                    sw: s[1] as u8,
-                    pad_top: p[0] as u8,
-                    pad_left: p[1] as u8,
-                    pad_bottom: p[2] as u8,
-                    pad_right: p[3] as u8,
-                };
+                anyhow::ensure!(k.len() == 2, "{}: kernel_shape is not 2-D", name());
+                let win = window(n, k[0] as usize, k[1] as usize)?;
                 let y = b.max_pool(get(&t, &n.input[0])?, win).map_err(e)?;
                 t.insert(n.output[0].clone(), y);
             }
@@ -414,7 +382,11 @@ pub fn quantize(
                     None => (n.output[0].clone(), false),
                 };
                 let (lo, hi) = range(&out)?;
-                let q = if relu { relu_q(hi) } else { range_q(lo, hi) };
+                let q = if relu {
+                    relu_q(hi, Scale::Exact)
+                } else {
+                    range_q(lo, hi, Scale::Exact)
+                };
                 let y = b
                     .add(x0, x1, q, if relu { Clamp::relu(q) } else { Clamp::NONE })
                     .map_err(e)?;
@@ -442,29 +414,22 @@ pub fn quantize(
                         None => vec![0.0; oc],
                     };
                 let group = attr_int(n, "group").unwrap_or(1) as usize;
-                let s = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
-                let p = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
                 anyhow::ensure!(
                     attr_ints(n, "dilations").is_none_or(|d| d.iter().all(|&v| v == 1)),
                     "{}: dilation",
                     name()
                 );
-                let win = Window {
-                    kh: kh as u8,
-                    kw: kw as u8,
-                    sh: s[0] as u8,
-                    sw: s[1] as u8,
-                    pad_top: p[0] as u8,
-                    pad_left: p[1] as u8,
-                    pad_bottom: p[2] as u8,
-                    pad_right: p[3] as u8,
-                };
+                let win = window(n, kh, kw)?;
                 let (out, relu) = match g.relu_after(&n.output[0]) {
                     Some(r) => (r.to_string(), true),
                     None => (n.output[0].clone(), false),
                 };
                 let (lo, hi) = range(&out)?;
-                let q = if relu { relu_q(hi) } else { range_q(lo, hi) };
+                let q = if relu {
+                    relu_q(hi, Scale::Exact)
+                } else {
+                    range_q(lo, hi, Scale::Exact)
+                };
                 let clamp = if relu { Clamp::relu(q) } else { Clamp::NONE };
                 let xq = b.qparams(x);
                 let cin = b.shape(x).c as usize;
@@ -486,9 +451,17 @@ pub fn quantize(
                             }
                         }
                     }
-                    let (qw, ws) = quantize_channels(&wt, oc, false);
-                    b.conv2d(x, win, q, clamp, qw, bias_q(&bias, xq.scale, &ws), ws)
-                        .map_err(e)?
+                    let (qw, ws) = quantize::weights(&wt, oc, false);
+                    b.conv2d(
+                        x,
+                        win,
+                        q,
+                        clamp,
+                        qw,
+                        quantize::bias(&bias, xq.scale, &ws),
+                        ws,
+                    )
+                    .map_err(e)?
                 } else if group == cin && oc == cin && icg == 1 {
                     // [c][1][kh][kw] -> [kh][kw][c]
                     let mut wt = vec![0f32; wf.len()];
@@ -499,9 +472,17 @@ pub fn quantize(
                             }
                         }
                     }
-                    let (qw, ws) = quantize_channels(&wt, oc, true);
-                    b.depthwise_conv2d(x, win, q, clamp, qw, bias_q(&bias, xq.scale, &ws), ws)
-                        .map_err(e)?
+                    let (qw, ws) = quantize::weights(&wt, oc, true);
+                    b.depthwise_conv2d(
+                        x,
+                        win,
+                        q,
+                        clamp,
+                        qw,
+                        quantize::bias(&bias, xq.scale, &ws),
+                        ws,
+                    )
+                    .map_err(e)?
                 } else {
                     bail!("{}: group {group} is neither 1 nor depthwise", name());
                 };

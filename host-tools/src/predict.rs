@@ -68,7 +68,22 @@ pub struct Classifier<'a> {
     pub info: ExportInfo,
 }
 
-impl Classifier<'_> {
+/// An exported model folder's `model.json` and core model bytes, for [`Classifier::new`].
+pub fn read_classifier(model_dir: &Path) -> anyhow::Result<(ExportInfo, Vec<u8>)> {
+    let info = crate::eval::export_info(model_dir)?;
+    let path = model_dir.join(crate::export::CORE_MODEL);
+    let bytes = crate::models::read(&path)?;
+    Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok((info, bytes))
+}
+
+impl<'a> Classifier<'a> {
+    /// The classifier over bytes from [`read_classifier`] (checked there).
+    pub fn new(bytes: &'a [u8], info: ExportInfo) -> anyhow::Result<Self> {
+        let model = Model::parse(bytes).map_err(|e| anyhow::anyhow!("classifier: {e}"))?;
+        Ok(Self { model, info })
+    }
+
     /// Aligned crop of a face as the model saw them in training.
     pub fn crop(
         &self,
@@ -149,24 +164,9 @@ pub fn predict_image(
         if f.face.width() < cfg.min_face {
             fr.status = "too_small";
         } else {
-            match c
-                .crop(&img, &f.landmarks)
-                .and_then(|crop| c.classify(&crop, &mut arena))
-            {
-                Ok((logits, p)) => {
-                    let best = (0..p.len()).fold(0, |b, k| if p[k] > p[b] { k } else { b });
-                    fr.probability = Some(p[best]);
-                    fr.logits = Some(logits);
-                    if p[best] < cfg.min_probability {
-                        fr.status = "uncertain";
-                    } else {
-                        fr.label = c.info.classes.get(best).cloned();
-                    }
-                }
-                Err(e) => {
-                    fr.status = "uncertain";
-                    r.error = Some(e.to_string());
-                }
+            let crop = c.crop(&img, &f.landmarks);
+            if let Err(e) = classify_face(c, cfg, crop, &mut arena, &mut fr) {
+                r.error = Some(e.to_string());
             }
         }
         r.faces.push(fr);
@@ -177,6 +177,27 @@ pub fn predict_image(
         r.error = Some(format!("annotation: {e}"));
     }
     r
+}
+
+/// Classifies a face's crop into `fr`: logits and top probability, and the label only when the
+/// probability reaches `cfg.min_probability` (else `uncertain`, as on any error).
+fn classify_face(
+    c: &Classifier<'_>,
+    cfg: &Config,
+    crop: anyhow::Result<RgbImage>,
+    arena: &mut [u8],
+    fr: &mut FaceResult,
+) -> anyhow::Result<()> {
+    fr.status = "uncertain";
+    let (logits, p) = c.classify(&crop?, arena)?;
+    let best = (0..p.len()).fold(0, |b, k| if p[k] > p[b] { k } else { b });
+    fr.probability = Some(p[best]);
+    fr.logits = Some(logits);
+    if p[best] >= cfg.min_probability {
+        fr.status = "ok";
+        fr.label = c.info.classes.get(best).cloned();
+    }
+    Ok(())
 }
 
 /// Writes the photo with boxes, landmarks and labels drawn on it to `dir/<name>.png`.
@@ -334,23 +355,9 @@ pub fn predict_device(
         if f.size[0] < cfg.min_face {
             fr.status = "too_small";
         } else {
-            match crate::device::keypoint_crop(&img, f, &template)
-                .and_then(|crop| c.classify(&crop, &mut cls_arena))
-            {
-                Ok((logits, p)) => {
-                    let best = (0..p.len()).fold(0, |b, k| if p[k] > p[b] { k } else { b });
-                    fr.probability = Some(p[best]);
-                    fr.logits = Some(logits);
-                    if p[best] < cfg.min_probability {
-                        fr.status = "uncertain";
-                    } else {
-                        fr.label = c.info.classes.get(best).cloned();
-                    }
-                }
-                Err(e) => {
-                    fr.status = "uncertain";
-                    r.error = Some(e.to_string());
-                }
+            let crop = crate::device::keypoint_crop(&img, f, &template);
+            if let Err(e) = classify_face(c, cfg, crop, &mut cls_arena, &mut fr) {
+                r.error = Some(e.to_string());
             }
         }
         r.faces.push(fr);

@@ -6,7 +6,6 @@
 
 use cortex_m_rt::entry;
 use facegender_core::nn::Model;
-use facegender_core::nn::model::softmax;
 use facegender_firmware::{self as fw, model};
 
 #[entry]
@@ -50,16 +49,13 @@ fn main() -> ! {
         let (Some(logits), Some(q)) = (out.get(0), out.qparams(0)) else {
             fw::exit(false)
         };
-        let mut probs = [0f32; 8];
-        let n = logits.len().min(8);
-        softmax(&logits[..n], q, &mut probs[..n]);
-        let best = fw::argmax(&logits[..n]);
+        let (label, prob) = fw::top_class(logits, q);
         defmt::info!(
             "crop={=str} label={=str} logits={} prob={=f32} ticks={=u64} instructions={=u64}",
             name,
-            model::CLASSES.get(best).copied().unwrap_or("?"),
+            label,
             logits,
-            probs[best],
+            prob,
             ticks,
             fw::qemu_instructions(ticks)
         );

@@ -13,7 +13,6 @@ use facegender_core::chain::{self, DetectParams, Template};
 use facegender_core::detect::{AnchorSpec, Detection};
 use facegender_core::image::RgbView;
 use facegender_core::nn::Model;
-use facegender_core::nn::model::softmax;
 use facegender_firmware::{self as fw, model};
 use heapless::Vec;
 
@@ -111,10 +110,7 @@ fn main() -> ! {
             let (Some(logits), Some(q)) = (out.get(0), out.qparams(0)) else {
                 fw::exit(false)
             };
-            let mut probs = [0f32; 8];
-            let n = logits.len().min(8);
-            softmax(&logits[..n], q, &mut probs[..n]);
-            let best = fw::argmax(&logits[..n]);
+            let (label, prob) = fw::top_class(logits, q);
             defmt::info!(
                 "frame={=str} face={=usize} box={} score={=f32} keypoints={} logits={} label={=str} prob={=f32} align_instructions={=u64} classify_instructions={=u64}",
                 name,
@@ -123,8 +119,8 @@ fn main() -> ! {
                 f.score,
                 f.keypoints,
                 logits,
-                model::CLASSES.get(best).copied().unwrap_or("?"),
-                probs[best],
+                label,
+                prob,
                 fw::qemu_instructions(t4 - t3),
                 fw::qemu_instructions(t5 - t4)
             );
