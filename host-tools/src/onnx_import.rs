@@ -234,7 +234,7 @@ pub fn calibrate(
         .cloned()
         .zip(ranges.zip(averaged))
         .map(|(name, (pct, avg))| {
-            let r = if outputs.contains(name.as_str()) || is_output_feed(proto, &name) {
+            let r = if outputs.contains(name.as_str()) || output_fed(proto, &name).is_some() {
                 avg
             } else {
                 pct
@@ -244,16 +244,13 @@ pub fn calibrate(
         .collect())
 }
 
-/// Whether `name` only feeds reshapes/transposes on the way to a graph output.
-fn is_output_feed(proto: &ModelProto, name: &str) -> bool {
-    let Some(g) = proto.graph.as_ref() else {
-        return false;
-    };
-    let outputs: Vec<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
+/// The graph output that `name` is, or feeds through reshapes/transposes only.
+pub fn output_fed(proto: &ModelProto, name: &str) -> Option<usize> {
+    let g = proto.graph.as_ref()?;
     let mut cur = name.to_string();
     for _ in 0..4 {
-        if outputs.contains(&cur.as_str()) {
-            return true;
+        if let Some(k) = g.output.iter().position(|o| o.name == cur) {
+            return Some(k);
         }
         let next: Vec<&tract_onnx::pb::NodeProto> =
             g.node.iter().filter(|n| n.input.contains(&cur)).collect();
@@ -261,10 +258,10 @@ fn is_output_feed(proto: &ModelProto, name: &str) -> bool {
             [n] if matches!(n.op_type.as_str(), "Transpose" | "Reshape") => {
                 cur = n.output[0].clone()
             }
-            _ => return false,
+            _ => return None,
         }
     }
-    false
+    None
 }
 
 /// A conv or pool node's window: a `kh` x `kw` kernel with the node's strides and pads (each
@@ -501,6 +498,45 @@ pub fn quantize(
 pub fn calibration_names(proto: &ModelProto) -> anyhow::Result<Vec<String>> {
     let g = Graph::new(proto.graph.as_ref().context("no graph")?);
     Ok(materialised(&g))
+}
+
+/// Adds `delta[c]` to output channel `c`'s bias of the conv that produces graph output `output`
+/// (through reshapes/transposes): used to correct the mean int8 error of a head.
+pub fn shift_output_bias(
+    proto: &mut ModelProto,
+    output: usize,
+    delta: &[f32],
+) -> anyhow::Result<()> {
+    let conv = {
+        let g = proto.graph.as_ref().context("no graph")?;
+        g.node
+            .iter()
+            .find(|n| n.op_type == "Conv" && output_fed(proto, &n.output[0]) == Some(output))
+            .with_context(|| format!("no Conv feeds output {output}"))?
+            .clone()
+    };
+    let bias = conv
+        .input
+        .get(2)
+        .with_context(|| format!("Conv {:?} has no bias", conv.name))?;
+    let g = proto.graph.as_mut().context("no graph")?;
+    let t = g
+        .initializer
+        .iter_mut()
+        .find(|t| &t.name == bias)
+        .with_context(|| format!("bias {bias} is not an initializer"))?;
+    let mut b = floats(t)?;
+    anyhow::ensure!(
+        b.len() == delta.len(),
+        "bias {bias} has {} channels, correction {}",
+        b.len(),
+        delta.len()
+    );
+    for (x, d) in b.iter_mut().zip(delta) {
+        *x += d;
+    }
+    set_floats(t, &b);
+    Ok(())
 }
 
 fn set_floats(t: &mut TensorProto, v: &[f32]) {

@@ -1,9 +1,11 @@
 //! The classifier: a small CNN sized for a Cortex-M7 (see `models/README.md` for the budget).
 //!
-//! Stages of `conv 3x3 (+ BN + ReLU)`, each but the last followed by a 2x2 max pool; then global
+//! Stages of `conv 3x3 (+ BN + ReLU)`, by default each but the last followed by a 2x2 max pool
+//! (`pool_after` picks other stages, so a stage of the same size can repeat); then global
 //! average pooling, dropout and a linear layer to the class logits. With `depthwise = true` each
-//! conv after the first is depthwise 3x3 + pointwise 1x1 (MobileNet style). Padding is explicit
-//! and symmetric (1 on every side), which the int8 core reproduces exactly.
+//! conv from stage `depthwise_from` on is depthwise 3x3 + pointwise 1x1 (MobileNet style), which
+//! keeps the wide late stages inside the weight budget. Padding is explicit and symmetric (1 on
+//! every side), which the int8 core reproduces exactly.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{
@@ -24,8 +26,13 @@ pub struct ModelConfig {
     pub input: usize,
     /// Output channels of each stage.
     pub widths: Vec<usize>,
-    /// Depthwise-separable convolutions after the first.
+    /// Depthwise-separable convolutions from stage `depthwise_from` on.
     pub depthwise: bool,
+    /// First depthwise-separable stage (with `depthwise`); never the first stage.
+    pub depthwise_from: usize,
+    /// Stages followed by a 2x2 pool (0-based); empty means every stage but the last (and not
+    /// the first when `stem_stride` is 2).
+    pub pool_after: Vec<usize>,
     pub dropout: f64,
     pub classes: usize,
     /// Down-sample with 2x2 average pooling instead of max pooling.
@@ -41,6 +48,8 @@ impl Default for ModelConfig {
             input: 64,
             widths: vec![16, 32, 64, 128],
             depthwise: false,
+            depthwise_from: 1,
+            pool_after: Vec::new(),
             dropout: 0.2,
             classes: 2,
             avg_pool: false,
@@ -122,8 +131,16 @@ impl ModelConfig {
     /// Checks the settings make a network the exporter and the firmware can handle.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            !self.widths.is_empty() && self.widths.len() <= 6,
-            "model.widths needs 1 to 6 stages"
+            !self.widths.is_empty() && self.widths.len() <= 12,
+            "model.widths needs 1 to 12 stages"
+        );
+        anyhow::ensure!(
+            self.pool_after.iter().all(|&i| i < self.widths.len()),
+            "model.pool_after names a stage beyond model.widths"
+        );
+        anyhow::ensure!(
+            self.depthwise_from >= 1,
+            "model.depthwise_from must be at least 1 (the first stage is a plain conv)"
         );
         anyhow::ensure!(
             self.widths.iter().all(|&w| (1..=512).contains(&w)),
@@ -137,10 +154,13 @@ impl ModelConfig {
             matches!(self.stem_stride, 1 | 2),
             "model.stem_stride must be 1 or 2"
         );
-        let down = 1usize << (self.widths.len() - 1);
+        let pools = (0..self.widths.len())
+            .filter(|&i| self.pools_after(i))
+            .count();
+        let down = self.stem_stride << pools;
         anyhow::ensure!(
             self.input.is_multiple_of(down),
-            "model.input must be divisible by {down} (one 2x2 pool per stage but the last)"
+            "model.input must be divisible by {down} (the stem stride times one 2 per 2x2 pool)"
         );
         anyhow::ensure!(self.classes >= 2, "model.classes must be at least 2");
         anyhow::ensure!(
@@ -154,7 +174,7 @@ impl ModelConfig {
         let mut stages = Vec::new();
         let mut cin = 3;
         for (i, &w) in self.widths.iter().enumerate() {
-            let stage = if self.depthwise && i > 0 {
+            let stage = if self.is_depthwise(i) {
                 Stage {
                     depthwise: Some(ConvBn::new(cin, cin, 3, cin, device)),
                     conv: ConvBn::new(cin, w, 1, 1, device),
@@ -184,7 +204,16 @@ impl ModelConfig {
 
     /// Whether stage `i` is followed by a 2x2 pool.
     pub fn pools_after(&self, i: usize) -> bool {
-        i + 1 < self.widths.len() && !(i == 0 && self.stem_stride == 2)
+        if self.pool_after.is_empty() {
+            i + 1 < self.widths.len() && !(i == 0 && self.stem_stride == 2)
+        } else {
+            self.pool_after.contains(&i)
+        }
+    }
+
+    /// Whether stage `i` is depthwise 3x3 + pointwise 1x1.
+    pub fn is_depthwise(&self, i: usize) -> bool {
+        self.depthwise && i >= self.depthwise_from && i > 0
     }
 
     /// Multiply-accumulates per image (convs and the linear layer).
@@ -195,7 +224,7 @@ impl ModelConfig {
             if i == 0 {
                 side /= self.stem_stride as u64;
             }
-            total += if self.depthwise && i > 0 {
+            total += if self.is_depthwise(i) {
                 side * side * (9 * cin + cin * w)
             } else {
                 side * side * 9 * cin * w
