@@ -255,3 +255,57 @@ impl Net {
         self.fc.forward(self.dropout.forward(x))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> ModelConfig {
+        ModelConfig {
+            widths: vec![32, 32, 64, 64, 128, 128, 256],
+            pool_after: vec![1, 3, 5],
+            stem_stride: 2,
+            depthwise: true,
+            depthwise_from: 5,
+            ..ModelConfig::default()
+        }
+    }
+
+    #[test]
+    fn pool_after_lets_stages_of_one_size_repeat() {
+        let c = shipped();
+        c.validate().unwrap();
+        let pools: Vec<usize> = (0..7).filter(|&i| c.pools_after(i)).collect();
+        assert_eq!(pools, [1, 3, 5]);
+        let dw: Vec<usize> = (0..7).filter(|&i| c.is_depthwise(i)).collect();
+        assert_eq!(dw, [5, 6]);
+        // 32 px after the stem: 32x32 (3->32, 32->32), 16x16 (32->64, 64->64), 8x8 (64->128,
+        // dw 128 + 128->128), 4x4 (dw 128 + 128->256), then the linear layer
+        let macs = 32 * 32 * 9 * (3 * 32 + 32 * 32)
+            + 16 * 16 * 9 * (32 * 64 + 64 * 64)
+            + 8 * 8 * (9 * 64 * 128 + 9 * 128 + 128 * 128)
+            + 4 * 4 * (9 * 128 + 128 * 256)
+            + 256 * 2;
+        assert_eq!(c.macs(), macs);
+    }
+
+    #[test]
+    fn the_default_rule_pools_after_every_stage_but_the_last() {
+        let c = ModelConfig::default();
+        assert_eq!((0..4).filter(|&i| c.pools_after(i)).count(), 3);
+        assert!(!(0..4).any(|i| c.is_depthwise(i)));
+    }
+
+    #[test]
+    fn settings_the_exporter_cannot_follow_are_refused() {
+        let mut c = shipped();
+        c.pool_after = vec![1, 3, 9];
+        assert!(c.validate().is_err());
+        let mut c = shipped();
+        c.pool_after = vec![0, 1, 2, 3, 4, 5]; // 64 / 2 / 2^6 is not a whole side
+        assert!(c.validate().is_err());
+        let mut c = shipped();
+        c.depthwise_from = 0;
+        assert!(c.validate().is_err());
+    }
+}
