@@ -238,15 +238,10 @@ pub fn quantize_detector(
         .iter()
         .map(|x| x.iter().map(|&v| DET_INPUT_Q.dequantize(v)).collect())
         .collect();
-    let names = onnx_import::calibration_names(&proto)?;
-    let mut ranges = onnx_import::calibrate(
-        &proto,
-        Shape::new(DET_SIDE as u16, DET_SIDE as u16, 3),
-        &names,
-        &inputs,
-    )?;
-    set_score_ranges(&proto, &mut ranges);
     let shape = Shape::new(DET_SIDE as u16, DET_SIDE as u16, 3);
+    let names = onnx_import::calibration_names(&proto)?;
+    let mut ranges = onnx_import::calibrate(&proto, shape, &names, &inputs)?;
+    set_score_ranges(&proto, &mut ranges);
     let float = detect::BlazeFace::load(models_dir, Variant::Front)?;
     let float_scores: Vec<Vec<f32>> = inputs
         .par_iter()

@@ -1,6 +1,7 @@
 //! One integration-test binary; each module guards one part of the product.
 
 mod cli;
+mod detector;
 mod firmware;
 mod landmarks;
 mod no_std;
