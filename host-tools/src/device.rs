@@ -67,10 +67,11 @@ impl DetectorInfo {
 /// The int8 score threshold that gives the int8 model the float model's face-found rate (at
 /// `float_threshold`) on the calibration photos, from each photo's highest score logit.
 ///
-/// Why: rounding noise in the int8 backbone lifts some of the many near-threshold anchors of
-/// photos the float model rejects, so at the float threshold the int8 model finds a face in a
-/// few percent more photos. Candidates lie halfway between int8 score levels (`step` apart),
-/// so no float rounding decides the comparison on the device.
+/// Why: what bias correction leaves of the int8 error still lifts some of the many
+/// near-threshold anchors of photos the float model rejects, so at the float threshold the int8
+/// model can find a face in more photos. The threshold is never lowered below the float one.
+/// Candidates lie halfway between int8 score levels (`step` apart), so no float rounding
+/// decides the comparison on the device.
 pub fn calibrate_threshold(
     float_max: &[f32],
     int8_max: &[f32],
