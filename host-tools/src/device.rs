@@ -279,7 +279,8 @@ pub fn quantize_detector(
                 Ok((fmax, q.iter().copied().fold(f32::NEG_INFINITY, f32::max)))
             })
             .collect::<anyhow::Result<_>>()?;
-        let step = 2.0 * SCORE_LOGIT_RANGE / 255.0;
+        // the score heads' int8 step, as the quantiser set it
+        let step = m.output(0).q.scale.min(m.output(1).q.scale);
         let fl: Vec<f32> = maxima.iter().map(|m| m.0).collect();
         let q: Vec<f32> = maxima.iter().map(|m| m.1).collect();
         calibrate_threshold(&fl, &q, detect::DEFAULT_THRESHOLD, step)

@@ -224,17 +224,12 @@ pub fn calibrate(
     });
     // Graph outputs (e.g. detection score logits) have tails far below anything that matters
     // (sigmoid(-30) is 1e-13) and no later layer to protect: the mean per-image extremes suit them.
-    let outputs: std::collections::HashSet<&str> = proto
-        .graph
-        .as_ref()
-        .map(|g| g.output.iter().map(|o| o.name.as_str()).collect())
-        .unwrap_or_default();
     Ok(names
         .iter()
         .cloned()
         .zip(ranges.zip(averaged))
         .map(|(name, (pct, avg))| {
-            let r = if outputs.contains(name.as_str()) || output_fed(proto, &name).is_some() {
+            let r = if output_fed(proto, &name).is_some() {
                 avg
             } else {
                 pct
