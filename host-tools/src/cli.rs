@@ -56,7 +56,7 @@ pub enum Command {
     Augment(AugmentArgs),
     /// Train the classifier (burn, CPU) on a split folder holding train/ and val/.
     #[command(
-        after_help = "Examples:\n  facegender train --data data/ --out runs/gender\n  facegender train --data data/ --out runs/gender --config configs/gender.toml\n  facegender train --data data/ --out runs/gender --resume\n  facegender train --data data/ --out runs/cmp --compare-backends 5"
+        after_help = "Examples:\n  facegender train --data data/ --out runs/gender\n  facegender train --data data/ --out runs/gender --config configs/gender.toml\n  facegender train --data data/ --out runs/gender --resume\n  facegender train --data data/ --out runs/gender-more --config configs/gender.toml --init-from runs/gender\n  facegender train --data data/ --out runs/cmp --compare-backends 5"
     )]
     Train(TrainArgs),
     /// Quantise a trained run to int8 and write float ONNX, int8 ONNX and the core model file.
@@ -264,6 +264,10 @@ pub struct TrainArgs {
     /// Override train.limit (use at most this many training images).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Override train.init_from: start from another run's weights (its best.bpk, or the run
+    /// folder) with a fresh schedule.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
     /// Instead of training, time this many steps on each CPU backend and print the losses.
     #[arg(long)]
     pub compare_backends: Option<usize>,

@@ -369,7 +369,21 @@ fn train_cmd(a: TrainArgs, progress: bool) -> anyhow::Result<()> {
     if let Some(l) = a.limit {
         cfg.train.limit = l;
     }
+    if let Some(p) = &a.init_from {
+        let p = if p.is_dir() {
+            p.join("best.bpk")
+        } else {
+            p.clone()
+        };
+        cfg.train.init_from = p.display().to_string();
+    }
     cfg.validate()?;
+    let init = std::path::Path::new(&cfg.train.init_from);
+    anyhow::ensure!(
+        a.resume || cfg.train.init_from.is_empty() || init.is_file(),
+        "train.init_from: {} is not a file (give a run folder holding best.bpk, or a .bpk file)",
+        init.display()
+    );
     set_threads(cfg.train.threads);
     let side = cfg.model.input as u32;
     let mut train = data::load_split(&a.data.join("train"), None, side, progress)?;

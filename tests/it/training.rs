@@ -117,6 +117,38 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
         .unwrap();
     assert!(diff < 1e-4, "{line}");
     assert!(d.join("eval/eval.json").exists() && d.join("eval/eval-int8-core.png").exists());
+
+    // a warm restart from that run's weights, recorded in the new run's config
+    let mut c = facegender();
+    c.args(["-q", "train", "--data", &p(&d.join("data")), "--out"])
+        .arg(d.join("warm"))
+        .args(["--config", &p(&config), "--init-from", &p(&d.join("run"))]);
+    let o = run(c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("starting from the weights in"),
+        "{}",
+        stderr(&o)
+    );
+    let saved = fs::read_to_string(d.join("warm/config.toml")).unwrap();
+    assert!(
+        saved.contains("init_from") && saved.contains("best.bpk"),
+        "{saved}"
+    );
+    // weights of another shape are refused with the reason, not loaded half-way
+    let other = d.join("other.toml");
+    fs::write(
+        &other,
+        "[model]\ninput = 64\nwidths = [8, 16, 16, 64]\n[train]\nepochs = 1\nbatch = 32\n",
+    )
+    .unwrap();
+    let mut c = facegender();
+    c.args(["-q", "train", "--data", &p(&d.join("data")), "--out"])
+        .arg(d.join("mismatch"))
+        .args(["--config", &p(&other), "--init-from", &p(&d.join("run"))]);
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("loading --init-from"), "{}", stderr(&o));
 }
 
 #[test]
@@ -130,4 +162,15 @@ fn resume_without_a_checkpoint_and_reuse_of_a_run_folder_are_explained() {
     let o = run(c);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("nothing"), "{}", stderr(&o));
+
+    let mut c = facegender();
+    c.args(["train", "--data"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .arg("--init-from")
+        .arg(dir.path().join("no-such-run"));
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no-such-run"), "{}", stderr(&o));
 }

@@ -68,6 +68,9 @@ pub struct TrainSettings {
     pub threads: usize,
     /// Use at most this many training images (0: all), e.g. for a smoke run.
     pub limit: usize,
+    /// Start from these weights (a run's `best.bpk`, same `[model]`) instead of a random
+    /// initialisation; empty: random. The schedule and optimizer start afresh (a warm restart).
+    pub init_from: String,
 }
 
 impl Default for TrainSettings {
@@ -84,6 +87,7 @@ impl Default for TrainSettings {
             backend: Backend::Flex,
             threads: 0,
             limit: 0,
+            init_from: String::new(),
         }
     }
 }
@@ -267,6 +271,12 @@ pub fn train(
         best_epoch: 0,
         history: Vec::new(),
     };
+    if !resuming && !t.init_from.is_empty() {
+        model = model
+            .try_load_file(&t.init_from)
+            .map_err(|e| anyhow::anyhow!("loading --init-from {}: {e:?}", t.init_from))?;
+        eprintln!("starting from the weights in {}", t.init_from);
+    }
     if resuming {
         state = serde_json::from_slice(&std::fs::read(last.join("state.json"))?)?;
         model = model
