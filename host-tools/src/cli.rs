@@ -293,6 +293,9 @@ pub struct ExportArgs {
     /// The `preprocess --scale` the training crops were made with.
     #[arg(long, default_value_t = 1.0)]
     pub crop_scale: f64,
+    /// How activation ranges are chosen from the calibration images.
+    #[arg(long, value_enum, default_value_t = crate::export::Ranges::Mse)]
+    pub ranges: crate::export::Ranges,
 }
 
 #[derive(Args, Debug)]

@@ -225,6 +225,7 @@ pub fn run(
         &model_dir,
         AlignMethod::InnerEyesBottomLip,
         CROP_SCALE,
+        export::Ranges::Mse,
     )?;
     say(format!(
         "export: {} MACs, {} weight bytes, arena {} bytes -> {}",

@@ -5,7 +5,9 @@
 //! 2. Weights: symmetric int8 per output channel, `scale = max |w| / 127`.
 //! 3. Activations: a float forward pass over the calibration images records each layer's output
 //!    range (method: minimum and maximum over the calibration set). ReLU outputs get `[0, max]`
-//!    with zero point -128 (so saturation is the ReLU), logits get `[min, max]`.
+//!    with zero point -128 (so saturation is the ReLU), logits get `[min, max]`. Scales are
+//!    powers of two; by default ([`Ranges::Mse`]) each ReLU output then takes the power of two
+//!    with the least squared error, which may clip its rarest largest values.
 //! 4. Biases: int32 with scale `x_scale * w_scale`.
 //! 5. The input is `(pixel - 128) / 128`, i.e. int8 `pixel - 128` with scale 1/128, exactly.
 //!
@@ -326,6 +328,85 @@ pub fn calibrate(layers: &[Folded], images: &[image::RgbImage], side: usize) -> 
         )
 }
 
+/// Power-of-two scales tried below the min/max one for each ReLU output: clipping the rare
+/// largest activations can buy a finer step for all the others.
+const CLIP_STEPS: usize = 3;
+
+/// [`calibrate`]'s ranges with each ReLU output's top lowered to the power-of-two scale (the
+/// min/max one, or up to [`CLIP_STEPS`] halvings) whose int8 rounding and clipping give the least
+/// squared error over the calibration images. Logits keep their min/max range.
+pub fn refine_ranges(
+    layers: &[Folded],
+    images: &[image::RgbImage],
+    side: usize,
+    ranges: &[(f32, f32)],
+) -> Vec<(f32, f32)> {
+    use rayon::prelude::*;
+    let relu = |l: &Folded| {
+        matches!(
+            l,
+            Folded::Conv { .. } | Folded::Depthwise { .. } | Folded::GlobalAvgPool
+        )
+    };
+    let errors: Vec<[f64; CLIP_STEPS + 1]> = images
+        .par_iter()
+        .map(|img| {
+            let outs = float_forward(layers, nhwc_input(img), side);
+            layers
+                .iter()
+                .zip(&outs)
+                .zip(ranges)
+                .map(|((l, o), &(_, hi))| {
+                    if relu(l) {
+                        clip_errors(o, hi)
+                    } else {
+                        [0.0; CLIP_STEPS + 1]
+                    }
+                })
+                .collect()
+        })
+        .reduce(
+            || vec![[0f64; CLIP_STEPS + 1]; layers.len()],
+            |a, b| {
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| std::array::from_fn(|k| x[k] + y[k]))
+                    .collect()
+            },
+        );
+    layers
+        .iter()
+        .zip(ranges)
+        .zip(&errors)
+        .map(|((l, &(lo, hi)), e)| {
+            if !relu(l) {
+                return (lo, hi);
+            }
+            let best = (0..=CLIP_STEPS)
+                .min_by(|&a, &b| e[a].total_cmp(&e[b]))
+                .unwrap_or(0);
+            (lo, clip_scale(hi, best) * 255.0)
+        })
+        .collect()
+}
+
+/// The power-of-two scale `k` halvings below the one that holds `0..=hi`.
+fn clip_scale(hi: f32, k: usize) -> f32 {
+    quantize::pow2_scale(hi.max(1e-6) / 255.0) / (1u32 << k) as f32
+}
+
+/// Squared error of ReLU outputs `values` quantised to `0..=255` steps of [`clip_scale`]`(hi, k)`,
+/// for `k = 0..=CLIP_STEPS`.
+pub fn clip_errors(values: &[f32], hi: f32) -> [f64; CLIP_STEPS + 1] {
+    std::array::from_fn(|k| {
+        let s = clip_scale(hi, k);
+        values
+            .iter()
+            .map(|&v| f64::from(v - (v / s).round().clamp(0.0, 255.0) * s).powi(2))
+            .sum()
+    })
+}
+
 /// The int8 core model of a folded network, with activation ranges from [`calibrate`].
 pub fn quantize(
     layers: &[Folded],
@@ -440,6 +521,9 @@ pub struct ExportInfo {
     pub input_scaling: String,
     pub calibration_images: usize,
     pub calibration_method: String,
+    /// Layer outputs whose scale `--ranges mse` set below the min/max one.
+    #[serde(default)]
+    pub lowered_scales: usize,
     pub macs: u64,
     pub weight_bytes: usize,
     pub arena_bytes: usize,
@@ -459,6 +543,29 @@ pub const INT8_ONNX: &str = "model-int8.onnx";
 pub const CORE_MODEL: &str = "model.fgi8";
 pub const INFO: &str = "model.json";
 
+/// How activation ranges are chosen from the calibration images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ranges {
+    /// Minimum and maximum of each layer's output, scale rounded up to a power of two.
+    MinMax,
+    /// As min-max, then each ReLU output's power-of-two scale that gives the least squared
+    /// error (rounding plus clipping) over the calibration images ([`refine_ranges`]).
+    Mse,
+}
+
+impl Ranges {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::MinMax => {
+                "per-tensor min/max of each layer's float output over the calibration images, scale rounded up to a power of two"
+            }
+            Self::Mse => {
+                "per-tensor min/max of each layer's float output over the calibration images, scale rounded up to a power of two; then for each ReLU output the power-of-two scale (that one or up to 3 halvings, clipping the largest values) with the least squared int8 error over the calibration images"
+            }
+        }
+    }
+}
+
 /// Runs the export and writes the four files into `out`.
 pub fn export(
     run: &Path,
@@ -466,11 +573,21 @@ pub fn export(
     out: &Path,
     align: crate::align::AlignMethod,
     crop_scale: f64,
+    method: Ranges,
 ) -> anyhow::Result<ExportInfo> {
     let trained = Trained::load(run)?;
     let side = trained.config.model.input;
     let layers = fold(&trained.net)?;
-    let ranges = calibrate(&layers, &calibration.images, side);
+    let min_max = calibrate(&layers, &calibration.images, side);
+    let ranges = match method {
+        Ranges::MinMax => min_max.clone(),
+        Ranges::Mse => refine_ranges(&layers, &calibration.images, side, &min_max),
+    };
+    let lowered = ranges
+        .iter()
+        .zip(&min_max)
+        .filter(|(r, m)| r.1 < m.1)
+        .count();
     let core_bytes = quantize(&layers, &ranges, side)?
         .to_bytes()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -490,8 +607,8 @@ pub fn export(
         input_scaling: "(pixel - 128) / 128, RGB, NCHW for ONNX; int8 pixel - 128 for the core"
             .into(),
         calibration_images: calibration.len(),
-        calibration_method:
-            "per-tensor min/max of each layer's float output over the calibration images, scale rounded up to a power of two".into(),
+        calibration_method: method.describe().into(),
+        lowered_scales: lowered,
         macs: model.macs(),
         weight_bytes: model.weight_bytes(),
         arena_bytes: model.arena_len(),
@@ -515,4 +632,44 @@ pub fn float_onnx(net: &Net, side: usize) -> anyhow::Result<Vec<u8>> {
         .export(&m, sample, Net::forward)
         .map_err(|e| anyhow::anyhow!("burn-onnx export: {e}"))?;
     Ok(onnx.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 100,000 ReLU outputs spread evenly over `0..0.1`, plus `extra`.
+    fn small_values(extra: &[f32]) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..100_000).map(|i| i as f32 * 1e-6).collect();
+        v.extend_from_slice(extra);
+        v
+    }
+
+    #[test]
+    fn a_lone_outlier_is_clipped_when_a_finer_step_pays_for_it() {
+        // min/max: 1.0 needs the scale 2^-7; at 2^-8 the outlier clips to 0.996 (error 1.6e-5)
+        // while every other value rounds to half the step; at 2^-9 it would clip to 0.498.
+        let e = clip_errors(&small_values(&[1.0]), 1.0);
+        let best = (0..=CLIP_STEPS).min_by(|&a, &b| e[a].total_cmp(&e[b]));
+        assert_eq!(best, Some(1), "{e:?}");
+    }
+
+    #[test]
+    fn values_spread_over_the_whole_range_keep_the_min_max_scale() {
+        // 0..=0.996: just what the scale 2^-8 holds, so halving it would clip half the values
+        let top = 255.0 / 256.0;
+        let v: Vec<f32> = (0..=10_000).map(|i| i as f32 * top / 1e4).collect();
+        let e = clip_errors(&v, top);
+        let best = (0..=CLIP_STEPS).min_by(|&a, &b| e[a].total_cmp(&e[b]));
+        assert_eq!(best, Some(0), "{e:?}");
+    }
+
+    #[test]
+    fn each_step_halves_the_power_of_two_scale() {
+        assert_eq!(clip_scale(1.0, 0), 2f32.powi(-7));
+        assert_eq!(clip_scale(1.0, 3), 2f32.powi(-10));
+        // the range handed to the quantiser gives back exactly that scale
+        let q = quantize::relu_q(clip_scale(5.0, 2) * 255.0, Scale::PowerOfTwo);
+        assert_eq!(q.scale, clip_scale(5.0, 2));
+    }
 }

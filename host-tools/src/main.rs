@@ -447,9 +447,9 @@ fn export_cmd(a: ExportArgs, progress: bool) -> anyhow::Result<()> {
             .map(|i| cal.images[(i as f64 * step) as usize].clone())
             .collect();
     }
-    let info = facegender::export::export(&a.run, &cal, &a.out, a.align, a.crop_scale)?;
+    let info = facegender::export::export(&a.run, &cal, &a.out, a.align, a.crop_scale, a.ranges)?;
     out(&format!(
-        "exported to {}: {} classes, {}x{} input, {} MACs, {} bytes of int8 weights, arena {} bytes, model file {} bytes (calibrated on {} images)",
+        "exported to {}: {} classes, {}x{} input, {} MACs, {} bytes of int8 weights, arena {} bytes, model file {} bytes (calibrated on {} images; {} activation scales lowered by --ranges)",
         a.out.display(),
         info.classes.len(),
         info.input,
@@ -458,7 +458,8 @@ fn export_cmd(a: ExportArgs, progress: bool) -> anyhow::Result<()> {
         info.weight_bytes,
         info.arena_bytes,
         info.model_file_bytes,
-        cal.images.len()
+        cal.images.len(),
+        info.lowered_scales
     ));
     Ok(())
 }
