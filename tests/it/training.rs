@@ -118,6 +118,28 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
     assert!(diff < 1e-4, "{line}");
     assert!(d.join("eval/eval.json").exists() && d.join("eval/eval-int8-core.png").exists());
 
+    // a run killed while writing epoch 2's checkpoint resumes from epoch 1's complete set
+    assert!(d.join("run/last/model-1.bpk").exists());
+    fs::write(d.join("run/last/model-2.bpk"), b"half-written").unwrap();
+    let mut c = facegender();
+    c.args(["-q", "train", "--data", &p(&d.join("data")), "--out"])
+        .arg(d.join("run"))
+        .args(["--config", &p(&config), "--resume", "--epochs", "2"]);
+    let o = run(c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("resuming after epoch 1"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<String> = fs::read_dir(d.join("run/last"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".bpk"))
+        .collect();
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(left.iter().all(|n| n.ends_with("-2.bpk")), "{left:?}");
+
     // a warm restart from that run's weights, recorded in the new run's config
     let mut c = facegender();
     c.args(["-q", "train", "--data", &p(&d.join("data")), "--out"])

@@ -4,7 +4,8 @@
 //!
 //! - `config.toml` (what was used), `classes.json`
 //! - `history.csv` and `history.png` (loss and accuracy, train and validation, per epoch)
-//! - `best.bpk` (lowest validation loss), `last/` (model, optimizer, scheduler, state: resume)
+//! - `best.bpk` (lowest validation loss), `last/` (model, optimizer and scheduler of the last
+//!   epoch, numbered, and the `state.json` that names them: resume)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -279,14 +280,23 @@ pub fn train(
     }
     if resuming {
         state = serde_json::from_slice(&std::fs::read(last.join("state.json"))?)?;
+        let file = |name: &str| {
+            let numbered = checkpoint_file(&last, name, state.epoch);
+            // runs saved before checkpoints were numbered
+            if numbered.exists() {
+                numbered
+            } else {
+                last.join(format!("{name}.bpk"))
+            }
+        };
         model = model
-            .try_load_file(last.join("model.bpk"))
+            .try_load_file(file("model"))
             .map_err(|e| anyhow::anyhow!("loading checkpoint: {e:?}"))?;
         optim = optim
-            .load(last.join("optim.bpk"))
+            .load(file("optim"))
             .map_err(|e| anyhow::anyhow!("loading optimizer: {e:?}"))?;
         sched = sched.load_record(
-            LrSchedulerRecord::load(last.join("sched.bpk"))
+            LrSchedulerRecord::load(file("sched"))
                 .map_err(|e| anyhow::anyhow!("loading scheduler: {e:?}"))?,
         );
         eprintln!(
@@ -386,23 +396,47 @@ pub fn train(
             state.best_epoch = epoch;
             save_model(&model, &out.join("best.bpk"))?;
         }
-        // last checkpoint: model, optimizer, scheduler, then the state that points at them
+        // last checkpoint: this epoch's model, optimizer and scheduler, then the state that
+        // points at them, then the previous epoch's files (a kill at any point leaves a
+        // complete set named by state.json)
         std::fs::create_dir_all(&last)?;
-        save_model(&model, &last.join("model.bpk"))?;
+        save_model(&model, &checkpoint_file(&last, "model", epoch))?;
         optim
-            .save(last.join("optim.bpk"))
+            .save(checkpoint_file(&last, "optim", epoch))
             .map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
         sched
             .to_record()
-            .save(last.join("sched.bpk"))
+            .save(checkpoint_file(&last, "sched", epoch))
             .map_err(|e| anyhow::anyhow!("saving scheduler: {e:?}"))?;
         fsutil::write_replace(
             &last.join("state.json"),
             &serde_json::to_vec_pretty(&state)?,
         )?;
+        remove_older_checkpoints(&last, epoch);
         write_history(out, &state.history)?;
     }
     Ok(state.history)
+}
+
+/// `last/NAME-EPOCH.bpk`.
+fn checkpoint_file(last: &Path, name: &str, epoch: usize) -> PathBuf {
+    last.join(format!("{name}-{epoch}.bpk"))
+}
+
+/// Removes `last/*.bpk` files other than `epoch`'s (best effort: a leftover file only costs
+/// space, and resume reads the files `state.json` names).
+fn remove_older_checkpoints(last: &Path, epoch: usize) {
+    let keep: Vec<PathBuf> = ["model", "optim", "sched"]
+        .iter()
+        .map(|n| checkpoint_file(last, n, epoch))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(last) {
+        for p in entries.flatten().map(|e| e.path()) {
+            if p.extension().is_some_and(|x| x == "bpk") && !keep.contains(&p) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
 }
 
 fn balanced_len(s: &Split) -> usize {
