@@ -118,14 +118,20 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
     assert!(diff < 1e-4, "{line}");
     assert!(d.join("eval/eval.json").exists() && d.join("eval/eval-int8-core.png").exists());
 
+    // `train --data data --out OUT --config CONFIG EXTRA...`, for the runs below
+    let train = |out: &str, config: &std::path::Path, extra: &[&str]| {
+        let mut c = facegender();
+        c.args(["-q", "train", "--data", &p(&d.join("data")), "--out"])
+            .arg(d.join(out))
+            .args(["--config", &p(config)])
+            .args(extra);
+        run(c)
+    };
+
     // a run killed while writing epoch 2's checkpoint resumes from epoch 1's complete set
     assert!(d.join("run/last/model-1.bpk").exists());
     fs::write(d.join("run/last/model-2.bpk"), b"half-written").unwrap();
-    let mut c = facegender();
-    c.args(["-q", "train", "--data", &p(&d.join("data")), "--out"])
-        .arg(d.join("run"))
-        .args(["--config", &p(&config), "--resume", "--epochs", "2"]);
-    let o = run(c);
+    let o = train("run", &config, &["--resume", "--epochs", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("resuming after epoch 1"),
@@ -141,11 +147,7 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
     assert!(left.iter().all(|n| n.ends_with("-2.bpk")), "{left:?}");
 
     // a warm restart from that run's weights, recorded in the new run's config
-    let mut c = facegender();
-    c.args(["-q", "train", "--data", &p(&d.join("data")), "--out"])
-        .arg(d.join("warm"))
-        .args(["--config", &p(&config), "--init-from", &p(&d.join("run"))]);
-    let o = run(c);
+    let o = train("warm", &config, &["--init-from", &p(&d.join("run"))]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("starting from the weights in"),
@@ -164,11 +166,7 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
         "[model]\ninput = 64\nwidths = [8, 16, 16, 64]\n[train]\nepochs = 1\nbatch = 32\n",
     )
     .unwrap();
-    let mut c = facegender();
-    c.args(["-q", "train", "--data", &p(&d.join("data")), "--out"])
-        .arg(d.join("mismatch"))
-        .args(["--config", &p(&other), "--init-from", &p(&d.join("run"))]);
-    let o = run(c);
+    let o = train("mismatch", &other, &["--init-from", &p(&d.join("run"))]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("loading --init-from"), "{}", stderr(&o));
 }
