@@ -4,7 +4,7 @@ use facegender_core::nn::format::{FormatError, HEADER_LEN, arena_len_of};
 use facegender_core::nn::kernels::Reference;
 use facegender_core::nn::random::{Rng, random_model};
 use facegender_core::nn::write::ModelBuilder;
-use facegender_core::nn::{Model, RunError};
+use facegender_core::nn::{Clamp, Model, QParams, RunError, Shape, Window};
 
 fn model_bytes(seed: u64) -> Vec<u8> {
     random_model(seed).unwrap().to_bytes().unwrap()
@@ -51,6 +51,49 @@ fn the_plan_reuses_memory_and_the_header_gives_it_at_compile_time() {
         reused > 30,
         "the planner should share memory between tensors ({reused}/100)"
     );
+}
+
+/// The classifier's shape in small: a strided stem to many channels, then 1x1 convs. In a chain
+/// only neighbours are alive together, so the arena is the largest neighbouring pair (here the
+/// two 16x16x32 maps), not the input plus both maps.
+#[test]
+fn a_chain_needs_only_its_largest_neighbouring_pair() {
+    let q = QParams {
+        scale: 1.0 / 16.0,
+        zero_point: 0,
+    };
+    let mut b = ModelBuilder::new(Shape::new(32, 32, 3), q);
+    let conv = |b: &mut ModelBuilder, x: u16, k: u8, s: u8, out_c: usize| {
+        let in_c = b.shape(x).c as usize;
+        let w = vec![1i8; out_c * k as usize * k as usize * in_c];
+        let window = Window::same(k, k, s, s, b.shape(x).h, b.shape(x).w).unwrap();
+        b.conv2d(
+            x,
+            window,
+            q,
+            Clamp::NONE,
+            w,
+            vec![0; out_c],
+            vec![1e-3; out_c],
+        )
+        .unwrap()
+    };
+    let stem = conv(&mut b, 0, 3, 2, 32); // 16x16x32 = 8192 bytes
+    let c1 = conv(&mut b, stem, 1, 1, 32); // 8192
+    let c2 = conv(&mut b, c1, 1, 1, 8); // 2048
+    b.output(c2);
+    let (offsets, arena) = b.plan().unwrap();
+    assert_eq!(arena, 2 * 8192);
+    // the input (3072 bytes) sits where the second map goes later, not below both maps
+    assert!(offsets[0] as usize + 3072 <= 16384);
+    let bytes = b.to_bytes().unwrap();
+    let m = Model::parse(&bytes).unwrap();
+    let x = Rng(1).i8s(32 * 32 * 3);
+    let mut arena = vec![0u8; m.arena_len()];
+    let got = m.run(&mut arena, &x).unwrap().get(0).unwrap().to_vec();
+    let mut arena2 = vec![0u8; m.arena_len()];
+    let slow = m.run_with::<Reference>(&mut arena2, &x).unwrap();
+    assert_eq!(slow.get(0).unwrap(), &got[..]);
 }
 
 #[test]

@@ -43,6 +43,41 @@ impl core::fmt::Display for WriteError {
 
 impl std::error::Error for WriteError {}
 
+/// Greedy first-fit in the given order: each tensor goes at the lowest 4-aligned offset where it
+/// overlaps no tensor already placed whose lifetime meets its own. Returns offsets and the end.
+fn place_in_order(
+    order: &[usize],
+    lives: &[(usize, usize)],
+    len: impl Fn(usize) -> u64,
+) -> (Vec<u64>, u64) {
+    let meet = |a: usize, b: usize| lives[a].0 <= lives[b].1 && lives[b].0 <= lives[a].1;
+    let mut offsets = std::vec![None::<u64>; lives.len()];
+    let mut placed: Vec<usize> = Vec::with_capacity(order.len());
+    for &t in order {
+        let rivals: Vec<(u64, u64)> = placed
+            .iter()
+            .filter(|&&p| meet(p, t))
+            .filter_map(|&p| offsets[p].map(|o| (o, o + len(p))))
+            .collect();
+        let mut candidates: Vec<u64> = rivals.iter().map(|r| r.1.next_multiple_of(4)).collect();
+        candidates.push(0);
+        candidates.sort_unstable();
+        // The end of the highest rival always fits, so a candidate is always found.
+        let at = candidates
+            .into_iter()
+            .find(|&c| rivals.iter().all(|&(s, e)| c + len(t) <= s || e <= c))
+            .unwrap_or(0);
+        offsets[t] = Some(at);
+        placed.push(t);
+    }
+    let offsets: Vec<u64> = offsets.into_iter().map(|o| o.unwrap_or(0)).collect();
+    let end = (0..lives.len())
+        .map(|t| offsets[t] + len(t))
+        .max()
+        .unwrap_or(0);
+    (offsets, end)
+}
+
 fn invalid<T>(msg: impl Into<std::string::String>) -> Result<T, WriteError> {
     Err(WriteError::Invalid(msg.into()))
 }
@@ -354,69 +389,63 @@ impl ModelBuilder {
         }
     }
 
-    /// Greedy first-fit buffer plan: each layer's output goes at the lowest 4-aligned offset that
-    /// overlaps no tensor still needed. Returns per-tensor offsets and the arena length.
+    /// The buffer plan: per-tensor arena offsets (4-aligned) and the arena length. A tensor is
+    /// alive from the layer that writes it (the input: from the start) to the last layer that
+    /// reads it (model outputs: to the end), and no two tensors alive at once may overlap.
+    ///
+    /// Two greedy first-fit orders are tried and the smaller arena kept: execution order, and
+    /// largest tensor first (as TFLite's planner). In a plain chain, execution order leaves the
+    /// input's slot as a gap under the first two large activations; largest first closes it.
     pub fn plan(&self) -> Result<(Vec<u32>, u32), WriteError> {
+        let lives = self.lifetimes()?;
+        let len = |t: usize| self.tensors[t].0.len() as u64;
+        let mut by_size: Vec<usize> = (0..lives.len()).collect();
+        by_size.sort_by_key(|&t| (std::cmp::Reverse(len(t)), lives[t].0, t));
+        let mut by_time: Vec<usize> = (0..lives.len()).collect();
+        by_time.sort_by_key(|&t| (lives[t].0, t != self.input as usize, t));
+        let a = place_in_order(&by_time, &lives, len);
+        let b = place_in_order(&by_size, &lives, len);
+        let (offsets, arena) = if b.1 < a.1 { b } else { a };
+        let offsets = offsets
+            .into_iter()
+            .map(|o| u32::try_from(o).or_else(|_| invalid("arena larger than 4 GiB")))
+            .collect::<Result<_, _>>()?;
+        let arena =
+            u32::try_from(arena.next_multiple_of(4)).or_else(|_| invalid("arena too big"))?;
+        Ok((offsets, arena))
+    }
+
+    /// Per tensor, the first and last layer index at which it is alive.
+    fn lifetimes(&self) -> Result<Vec<(usize, usize)>, WriteError> {
         let n = self.tensors.len();
-        let forever = usize::MAX;
-        let mut last_use = std::vec![None::<usize>; n];
+        let mut first = std::vec![None::<usize>; n];
+        let mut last = std::vec![None::<usize>; n];
+        *first
+            .get_mut(self.input as usize)
+            .ok_or_else(|| bad_id(self.input))? = Some(0);
         for (i, l) in self.layers.iter().enumerate() {
             for &t in l.inputs.iter().filter(|&&t| t != NO_TENSOR) {
-                *last_use.get_mut(t as usize).ok_or_else(|| bad_id(t))? = Some(i);
+                *last.get_mut(t as usize).ok_or_else(|| bad_id(t))? = Some(i);
+            }
+            let out = l.output;
+            match first.get_mut(out as usize) {
+                Some(f @ None) => *f = Some(i),
+                _ => {
+                    return invalid(std::format!(
+                        "layer {i}: output tensor {out} is bad or reused"
+                    ));
+                }
             }
         }
         for &t in &self.outputs {
-            *last_use.get_mut(t as usize).ok_or_else(|| bad_id(t))? = Some(forever);
+            *last.get_mut(t as usize).ok_or_else(|| bad_id(t))? = Some(usize::MAX);
         }
-        let mut offsets = std::vec![None::<u32>; n];
-        let mut live: Vec<(u16, usize)> = Vec::new(); // (tensor, last use)
-        let len = |t: u16| self.tensors[t as usize].0.len() as u64;
-        let place = |live: &[(u16, usize)], offsets: &[Option<u32>], size: u64| -> u64 {
-            let mut candidates: Vec<u64> = std::vec![0];
-            for &(t, _) in live {
-                let end = offsets[t as usize].unwrap_or(0) as u64 + len(t);
-                candidates.push(end.next_multiple_of(4));
-            }
-            candidates.sort_unstable();
-            for c in candidates {
-                let fits = live.iter().all(|&(t, _)| {
-                    let s = offsets[t as usize].unwrap_or(0) as u64;
-                    c + size <= s || s + len(t) <= c
-                });
-                if fits {
-                    return c;
-                }
-            }
-            unreachable!("the end of the highest live tensor always fits")
-        };
-        let input = self.input;
-        offsets[input as usize] = Some(0);
-        live.push((input, last_use[input as usize].unwrap_or(0)));
-        for (i, l) in self.layers.iter().enumerate() {
-            live.retain(|&(_, last)| last >= i);
-            let out = l.output;
-            if offsets.get(out as usize).is_none_or(|o| o.is_some()) {
-                return invalid(std::format!(
-                    "layer {i}: output tensor {out} is bad or reused"
-                ));
-            }
-            let at = place(&live, &offsets, len(out));
-            offsets[out as usize] =
-                Some(u32::try_from(at).or_else(|_| invalid("arena larger than 4 GiB"))?);
-            live.push((out, last_use[out as usize].unwrap_or(i)));
-        }
-        let mut arena = 0u64;
-        let mut result = Vec::with_capacity(n);
-        for (t, o) in offsets.iter().enumerate() {
-            let Some(o) = o else {
-                return invalid(std::format!("tensor {t} is neither the input nor written"));
-            };
-            arena = arena.max(*o as u64 + len(t as u16));
-            result.push(*o);
-        }
-        let arena =
-            u32::try_from(arena.next_multiple_of(4)).or_else(|_| invalid("arena too big"))?;
-        Ok((result, arena))
+        (0..n)
+            .map(|t| match first[t] {
+                Some(f) => Ok((f, last[t].unwrap_or(f).max(f))),
+                None => invalid(std::format!("tensor {t} is neither the input nor written")),
+            })
+            .collect()
     }
 
     /// Writes the model file and checks that it parses back.
