@@ -84,6 +84,7 @@ fn a_chain_needs_only_its_largest_neighbouring_pair() {
     b.output(c2);
     let (offsets, arena) = b.plan().unwrap();
     assert_eq!(arena, 2 * 8192);
+    assert_eq!(b.live_peak().unwrap(), 2 * 8192);
     // the input (3072 bytes) sits where the second map goes later, not below both maps
     assert!(offsets[0] as usize + 3072 <= 16384);
     let bytes = b.to_bytes().unwrap();
@@ -94,6 +95,25 @@ fn a_chain_needs_only_its_largest_neighbouring_pair() {
     let mut arena2 = vec![0u8; m.arena_len()];
     let slow = m.run_with::<Reference>(&mut arena2, &x).unwrap();
     assert_eq!(slow.get(0).unwrap(), &got[..]);
+}
+
+/// No plan can hold less than the bytes alive at once; the shipped models' plans hold exactly
+/// that, so a planner change that wastes memory on them fails here.
+#[test]
+fn arenas_are_at_least_the_live_peak_and_the_shipped_models_meet_it() {
+    for seed in 0..100 {
+        let b = random_model(seed).unwrap();
+        let (_, arena) = b.plan().unwrap();
+        assert!(arena as u64 >= b.live_peak().unwrap(), "seed {seed}");
+    }
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    for name in ["gender", "blazeface-int8"] {
+        let bytes = std::fs::read(models.join(name).join("model.fgi8")).unwrap();
+        let m = Model::parse(&bytes).unwrap();
+        let b = ModelBuilder::from_model(&m);
+        assert_eq!(m.arena_len() as u64, b.live_peak().unwrap(), "{name}");
+        assert_eq!(b.plan().unwrap().1 as usize, m.arena_len(), "{name}");
+    }
 }
 
 #[test]

@@ -415,6 +415,18 @@ impl ModelBuilder {
         Ok((offsets, arena))
     }
 
+    /// The most bytes alive at any one layer: no plan can be smaller than this.
+    pub fn live_peak(&self) -> Result<u64, WriteError> {
+        let lives = self.lifetimes()?;
+        let alive_at = |i: usize| -> u64 {
+            (0..lives.len())
+                .filter(|&t| lives[t].0 <= i && i <= lives[t].1)
+                .map(|t| self.tensors[t].0.len() as u64)
+                .sum()
+        };
+        Ok((0..self.layers.len()).map(alive_at).max().unwrap_or(0))
+    }
+
     /// Per tensor, the first and last layer index at which it is alive.
     fn lifetimes(&self) -> Result<Vec<(usize, usize)>, WriteError> {
         let n = self.tensors.len();
