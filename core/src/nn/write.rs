@@ -51,26 +51,24 @@ fn place_in_order(
     len: impl Fn(usize) -> u64,
 ) -> (Vec<u64>, u64) {
     let meet = |a: usize, b: usize| lives[a].0 <= lives[b].1 && lives[b].0 <= lives[a].1;
-    let mut offsets = std::vec![None::<u64>; lives.len()];
+    let mut offsets = std::vec![0u64; lives.len()];
     let mut placed: Vec<usize> = Vec::with_capacity(order.len());
     for &t in order {
         let rivals: Vec<(u64, u64)> = placed
             .iter()
             .filter(|&&p| meet(p, t))
-            .filter_map(|&p| offsets[p].map(|o| (o, o + len(p))))
+            .map(|&p| (offsets[p], offsets[p] + len(p)))
             .collect();
         let mut candidates: Vec<u64> = rivals.iter().map(|r| r.1.next_multiple_of(4)).collect();
         candidates.push(0);
         candidates.sort_unstable();
         // The end of the highest rival always fits, so a candidate is always found.
-        let at = candidates
+        offsets[t] = candidates
             .into_iter()
             .find(|&c| rivals.iter().all(|&(s, e)| c + len(t) <= s || e <= c))
             .unwrap_or(0);
-        offsets[t] = Some(at);
         placed.push(t);
     }
-    let offsets: Vec<u64> = offsets.into_iter().map(|o| o.unwrap_or(0)).collect();
     let end = (0..lives.len())
         .map(|t| offsets[t] + len(t))
         .max()
