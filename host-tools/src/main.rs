@@ -1005,13 +1005,13 @@ fn eval_chain_cmd(
         .collect();
     bar.finish_and_clear();
     let n = per.len() as f64;
-    let correct = |k: usize| {
+    let correct = [0, 1].map(|k: usize| {
         per.iter()
             .filter(|p| (if k == 0 { &p.0 } else { &p.1 }).as_deref() == Some(p.2.as_str()))
             .count()
-    };
-    let acc = |k: usize| correct(k) as f64 / n;
-    let ci = |k: usize| facegender::eval::wilson95(correct(k), per.len());
+    });
+    let acc = |k: usize| correct[k] as f64 / n;
+    let ci = correct.map(|c| facegender::eval::wilson95(c, per.len()));
     let found = |k: usize| {
         per.iter()
             .filter(|p| (if k == 0 { &p.0 } else { &p.1 }).is_some())
@@ -1021,20 +1021,20 @@ fn eval_chain_cmd(
     let agree = per.iter().filter(|p| p.0 == p.1).count() as f64 / n;
     let report = serde_json::json!({
         "photos": per.len(),
-        "host_chain": {"accuracy": acc(0), "accuracy_ci95": ci(0), "face_found": found(0)},
-        "device_chain": {"accuracy": acc(1), "accuracy_ci95": ci(1), "face_found": found(1)},
+        "host_chain": {"accuracy": acc(0), "accuracy_ci95": ci[0], "face_found": found(0)},
+        "device_chain": {"accuracy": acc(1), "accuracy_ci95": ci[1], "face_found": found(1)},
         "same_label": agree,
     });
     out(&format!(
         "{} photos: host chain (float BlazeFace, dlib landmarks) accuracy {:.4} (95% CI {:.3}-{:.3}, face found {:.4}); device chain (int8 BlazeFace, keypoints) accuracy {:.4} (95% CI {:.3}-{:.3}, face found {:.4}); same label {:.4}",
         per.len(),
         acc(0),
-        ci(0).0,
-        ci(0).1,
+        ci[0].0,
+        ci[0].1,
         found(0),
         acc(1),
-        ci(1).0,
-        ci(1).1,
+        ci[1].0,
+        ci[1].1,
         found(1),
         agree
     ));
