@@ -66,7 +66,7 @@ pub enum Command {
     Export(ExportArgs),
     /// Evaluate a model on a labelled folder: float, ONNX, int8 (tract) and int8 (core) side by side.
     #[command(
-        after_help = "Examples:\n  facegender eval --model models/gender --data data/test\n  facegender eval --model models/gender --run runs/gender --data data/test --labels ../shared/data/fairface-train/labels.csv --out eval/"
+        after_help = "Examples:\n  facegender eval --model models/gender --data data/test\n  facegender eval --model models/gender --run runs/gender --data data/test --labels ../shared/data/fairface-train/labels.csv --out eval/\n  facegender eval --model models/gender --data data/test --engines int8-core --mirror"
     )]
     Eval(EvalArgs),
     /// Find every face in photos and classify it with the int8 model.
@@ -318,6 +318,9 @@ pub struct EvalArgs {
     /// Folder for eval.json and the PNG charts.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Test-time mirroring: average each crop's logits with its mirror image's (two passes).
+    #[arg(long)]
+    pub mirror: bool,
 }
 
 #[derive(Args, Debug)]

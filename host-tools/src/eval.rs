@@ -153,6 +153,43 @@ pub fn run_int8_core(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs>
     Ok(int8_outputs(Engine::Int8Core, int8, &model))
 }
 
+/// The split with every image mirrored left-right, for [`mirror_average`].
+pub fn mirrored(split: &Split) -> Split {
+    Split {
+        classes: split.classes.clone(),
+        images: split.images.iter().map(crate::augment::hflip).collect(),
+        labels: split.labels.clone(),
+        names: split.names.clone(),
+        paths: split.paths.clone(),
+    }
+}
+
+/// Test-time mirroring: each image's logits averaged with those of its mirror image. The label
+/// does not change under mirroring but the network's errors do, so the average is right more
+/// often, for twice the inference. int8 engines keep both passes' raw logits, plain then
+/// mirrored, so that the int8 parity check covers both.
+pub fn mirror_average(plain: Outputs, mirrored: Outputs) -> anyhow::Result<Outputs> {
+    anyhow::ensure!(
+        plain.engine == mirrored.engine && plain.logits.len() == mirrored.logits.len(),
+        "mirror_average needs one engine's outputs on the same images"
+    );
+    let logits = plain
+        .logits
+        .iter()
+        .zip(&mirrored.logits)
+        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect())
+        .collect();
+    let int8 = match (plain.int8, mirrored.int8) {
+        (Some(a), Some(b)) => Some(a.into_iter().zip(b).map(|(x, y)| [x, y].concat()).collect()),
+        _ => None,
+    };
+    Ok(Outputs {
+        engine: plain.engine,
+        logits,
+        int8,
+    })
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ClassMetrics {
     pub class: String,
@@ -504,7 +541,38 @@ pub fn int8_probs(logits: &[i8], q: facegender_core::nn::QParams) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::wilson95;
+    use super::*;
+
+    #[test]
+    fn mirror_averaging_averages_logits_and_keeps_both_int8_passes() {
+        let out = |logits: Vec<Vec<f32>>, int8: Vec<Vec<i8>>| Outputs {
+            engine: Engine::Int8Core,
+            logits,
+            int8: Some(int8),
+        };
+        let plain = out(
+            vec![vec![1.0, -1.0], vec![0.5, 0.0]],
+            vec![vec![8, -8], vec![4, 0]],
+        );
+        let mirrored = out(
+            vec![vec![-3.0, 1.0], vec![0.5, 1.0]],
+            vec![vec![-24, 8], vec![4, 8]],
+        );
+        let m = mirror_average(plain, mirrored).unwrap();
+        assert_eq!(m.logits, vec![vec![-1.0, 0.0], vec![0.5, 0.5]]);
+        assert_eq!(m.int8.unwrap()[0], vec![8, -8, -24, 8]);
+    }
+
+    #[test]
+    fn mirror_averaging_refuses_outputs_of_different_engines_or_images() {
+        let out = |engine, n| Outputs {
+            engine,
+            logits: vec![vec![0.0, 0.0]; n],
+            int8: None,
+        };
+        assert!(mirror_average(out(Engine::Onnx, 2), out(Engine::Int8Core, 2)).is_err());
+        assert!(mirror_average(out(Engine::Onnx, 2), out(Engine::Onnx, 3)).is_err());
+    }
 
     #[test]
     fn wilson_interval_matches_the_textbook_values() {

@@ -484,17 +484,25 @@ fn eval_cmd(a: EvalArgs, progress: bool) -> anyhow::Result<()> {
         Some(l) => eval::groups_from_labels(l, &split)?,
         None => Vec::new(),
     };
+    let run_engine = |e: &Engine, split: &data::Split| match e {
+        Engine::Float => eval::run_float(
+            a.run.as_deref().context("--engines float needs --run")?,
+            split,
+        ),
+        Engine::Onnx => eval::run_onnx(&a.model, split),
+        Engine::Int8Tract => eval::run_int8_tract(&a.model, split),
+        Engine::Int8Core => eval::run_int8_core(&a.model, split),
+    };
+    let mirrored = a.mirror.then(|| eval::mirrored(&split));
+    if a.mirror {
+        out("test-time mirroring: each crop's logits averaged with its mirror image's");
+    }
     let mut outputs = Vec::new();
     for e in &engines {
-        let o = match e {
-            Engine::Float => eval::run_float(
-                a.run.as_deref().context("--engines float needs --run")?,
-                &split,
-            )?,
-            Engine::Onnx => eval::run_onnx(&a.model, &split)?,
-            Engine::Int8Tract => eval::run_int8_tract(&a.model, &split)?,
-            Engine::Int8Core => eval::run_int8_core(&a.model, &split)?,
-        };
+        let mut o = run_engine(e, &split)?;
+        if let Some(m) = &mirrored {
+            o = eval::mirror_average(o, run_engine(e, m)?)?;
+        }
         outputs.push(o);
     }
     let metrics: Vec<eval::Metrics> = outputs
@@ -534,7 +542,7 @@ fn eval_cmd(a: EvalArgs, progress: bool) -> anyhow::Result<()> {
                 &format!("{name}: accuracy {:.4} on {} images", m.accuracy, m.images),
             )?;
         }
-        let json = serde_json::json!({ "data": a.data, "model": a.model, "metrics": metrics, "agreement": agreements });
+        let json = serde_json::json!({ "data": a.data, "model": a.model, "mirror": a.mirror, "metrics": metrics, "agreement": agreements });
         fsutil::write_replace(&dir.join("eval.json"), &serde_json::to_vec_pretty(&json)?)?;
         out(&format!("charts and eval.json in {}", dir.display()));
     }

@@ -117,6 +117,22 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
         .unwrap();
     assert!(diff < 1e-4, "{line}");
     assert!(d.join("eval/eval.json").exists() && d.join("eval/eval-int8-core.png").exists());
+    // test-time mirroring: the core and tract still agree on every int8 logit of both passes
+    let out = step(&[
+        "eval",
+        "--model",
+        &p(&d.join("model")),
+        "--data",
+        &p(&d.join("data/test")),
+        "--engines",
+        "int8-tract,int8-core",
+        "--mirror",
+    ]);
+    assert!(out.contains("test-time mirroring"), "{out}");
+    assert!(
+        out.contains("Int8Tract vs Int8Core: 0 label disagreements, max |logit difference| 0.000e0, 0 images with different int8 logits"),
+        "{out}"
+    );
 
     // `train --data data --out OUT --config CONFIG EXTRA...`, for the runs below
     let train = |out: &str, config: &std::path::Path, extra: &[&str]| {
