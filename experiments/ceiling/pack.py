@@ -1,6 +1,6 @@
 """Packs a `facegender split` folder into one .npz of JPEGs small enough to travel to a GPU machine.
 
-    python3 experiments/ceiling/pack.py data/split64 .gpu/split64.npz
+    python3 experiments/ceiling/pack.py data/split64 .gpu/split64.npz   # .gpu/ is git-ignored
 
 Each crop is re-encoded as JPEG at quality 90 (about 2.2 KB for a 64 px crop against 7 KB as PNG),
 so the whole 24,000-crop split fits in the 64 MiB a device call may carry. The re-encoding loses a
