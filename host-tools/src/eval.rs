@@ -165,9 +165,9 @@ pub fn mirrored(split: &Split) -> Split {
 }
 
 /// Test-time mirroring: each image's logits averaged with those of its mirror image. The label
-/// does not change under mirroring but the network's errors do, so the average is right more
-/// often, for twice the inference. int8 engines keep both passes' raw logits, plain then
-/// mirrored, so that the int8 parity check covers both.
+/// does not change under mirroring but the network's errors may, so the average can be right
+/// more often, for twice the inference; `eval --mirror` measures whether it is. int8 engines
+/// keep both passes' raw logits, plain then mirrored, so that the int8 parity check covers both.
 pub fn mirror_average(plain: Outputs, mirrored: Outputs) -> anyhow::Result<Outputs> {
     anyhow::ensure!(
         plain.engine == mirrored.engine && plain.logits.len() == mirrored.logits.len(),
