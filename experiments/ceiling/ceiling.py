@@ -17,6 +17,7 @@ Not part of the product or its tests: an experiment for issue 9, run on the devi
 """
 
 import argparse
+import copy
 import io
 import json
 import math
@@ -192,7 +193,6 @@ def train(name, model, data, dev, epochs, batch, opt_kind, lr, wd, smoothing, so
     for epoch in range(1, epochs + 1):
         model.train()
         perm = torch.randperm(len(xtr), device=dev, generator=g)
-        tl, tc = 0.0, 0
         for i in range(steps):
             idx = perm[i * batch : (i + 1) * batch]
             xb = to_input(augment(xtr[idx], g)).contiguous(memory_format=torch.channels_last)
@@ -207,8 +207,6 @@ def train(name, model, data, dev, epochs, batch, opt_kind, lr, wd, smoothing, so
             loss.backward()
             opt.step()
             sched.step()
-            tl += loss.item() * len(idx) if i % 20 == 0 else 0.0
-            tc += (out.argmax(1) == yb).sum().item() if i % 20 == 0 else 0
         lv = logits_of(model, xva)
         vloss = F.cross_entropy(lv, yva).item()
         vacc = accuracy(lv, yva)
@@ -222,8 +220,6 @@ def train(name, model, data, dev, epochs, batch, opt_kind, lr, wd, smoothing, so
 
 def step_seconds(model, xtr, ytr, batch, dev, g):
     """Seconds per training step, timed on a throw-away copy of the model."""
-    import copy
-
     m = copy.deepcopy(model).train()
     opt = torch.optim.SGD(m.parameters(), lr=0.0)
     for i in range(35):
@@ -255,8 +251,8 @@ def report(model, data, dev):
 
 
 class Resized(nn.Module):
-    """Runs `inner` on its input resized to `side` pixels (area-averaged): a lower-resolution
-    crop of the same face."""
+    """Runs `inner` on its input resized to `side` pixels (bilinear with antialiasing): a
+    lower-resolution crop of the same face."""
 
     def __init__(self, inner, side):
         super().__init__()
