@@ -56,7 +56,7 @@ pub enum Command {
     Augment(AugmentArgs),
     /// Train the classifier (burn, CPU) on a split folder holding train/ and val/.
     #[command(
-        after_help = "Examples:\n  facegender train --data data/ --out runs/gender\n  facegender train --data data/ --out runs/gender --config configs/gender.toml\n  facegender train --data data/ --out runs/gender --resume\n  facegender train --data data/ --out runs/gender-more --config configs/gender.toml --init-from runs/gender\n  facegender train --data data/ --out runs/cmp --compare-backends 5"
+        after_help = "Examples:\n  facegender train --data data/ --out runs/gender\n  facegender train --data data/ --out runs/gender --config configs/gender.toml\n  facegender train --data data/ --out runs/gender --resume\n  facegender train --data data/ --out runs/gender-more --config configs/gender.toml --init-from runs/gender\n  facegender train --data data/ --out runs/cmp --compare-backends 5\n  facegender train --data data/ --out runs/cmp --config configs/gender.toml --compare-backends 100 --backends flex"
     )]
     Train(TrainArgs),
     /// Quantise a trained run to int8 and write float ONNX, int8 ONNX and the core model file.
@@ -268,9 +268,20 @@ pub struct TrainArgs {
     /// folder) with a fresh schedule.
     #[arg(long, conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
-    /// Instead of training, time this many steps on each CPU backend and print the losses.
+    /// Instead of training, time this many bare steps (tensors in, forward, backward, optimizer
+    /// step; no augmentation, validation or checkpoints) on each of --backends and print the
+    /// losses: the rate the whole epochs of a run are measured against.
     #[arg(long)]
     pub compare_backends: Option<usize>,
+    /// The backends --compare-backends times (ndarray is about 25x slower than flex).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "flex,ndarray",
+        requires = "compare_backends"
+    )]
+    pub backends: Vec<crate::train::training::Backend>,
 }
 
 #[derive(Args, Debug)]

@@ -399,14 +399,15 @@ fn train_cmd(a: TrainArgs, progress: bool) -> anyhow::Result<()> {
         train.paths = keep.iter().map(|&i| train.paths[i].clone()).collect();
     }
     if let Some(steps) = a.compare_backends {
-        out("backend   seconds/step   losses");
-        for b in [training::Backend::Flex, training::Backend::Ndarray] {
+        out("backend   seconds/step   images/s   losses");
+        for &b in &a.backends {
             let (secs, losses) = training::time_steps(&cfg, &train, b, steps)?;
             let l: Vec<String> = losses.iter().map(|l| format!("{l:.4}")).collect();
             out(&format!(
-                "{:<9} {:>12.3}   {}",
+                "{:<9} {:>12.3} {:>10.1}   {}",
                 format!("{b:?}").to_lowercase(),
                 secs,
+                cfg.train.batch as f64 / secs,
                 l.join(" ")
             ));
         }

@@ -144,34 +144,64 @@ pub fn balanced_order(labels: &[usize], classes: usize, seed: u64, epoch: usize)
     order
 }
 
-/// NCHW floats for the images at `idx`, augmented with per-image seeds when `aug` is given.
+/// NCHW floats for the images at `idx`, augmented with per-image seeds when `aug` is given;
+/// the images are prepared in parallel on rayon's pool.
 pub fn batch(split: &Split, idx: &[usize], aug: Option<(&Augment, u64)>) -> Vec<f32> {
-    let per: Vec<Vec<f32>> = idx
-        .par_iter()
-        .map(|&i| {
-            let img = match aug {
-                Some((a, seed)) => a.apply(
-                    &split.images[i],
-                    seed.wrapping_add(i as u64)
-                        .wrapping_mul(0x2545_f491_4f6c_dd1d),
-                ),
-                None => split.images[i].clone(),
-            };
-            batch_one_nchw(&img)
-        })
-        .collect();
-    per.concat()
+    let per = input_len(split);
+    let mut out = vec![0f32; idx.len() * per];
+    out.par_chunks_mut(per.max(1))
+        .zip(idx)
+        .for_each(|(dst, &i)| write_input(split, i, aug, dst));
+    out
+}
+
+/// [`batch`] on the calling thread only: the training loop builds its next batch this way on a
+/// thread of its own while burn's steps keep rayon's pool busy.
+pub fn batch_serial(split: &Split, idx: &[usize], aug: Option<(&Augment, u64)>) -> Vec<f32> {
+    let per = input_len(split);
+    let mut out = vec![0f32; idx.len() * per];
+    for (dst, &i) in out.chunks_mut(per.max(1)).zip(idx) {
+        write_input(split, i, aug, dst);
+    }
+    out
+}
+
+fn input_len(split: &Split) -> usize {
+    split
+        .images
+        .first()
+        .map_or(0, |i| 3 * (i.width() * i.height()) as usize)
+}
+
+/// Image `i` of `split`, augmented when `aug` is given, as CHW floats into `dst`.
+fn write_input(split: &Split, i: usize, aug: Option<(&Augment, u64)>, dst: &mut [f32]) {
+    match aug {
+        Some((a, seed)) => {
+            let img = a.apply(
+                &split.images[i],
+                seed.wrapping_add(i as u64)
+                    .wrapping_mul(0x2545_f491_4f6c_dd1d),
+            );
+            write_nchw(&img, dst);
+        }
+        None => write_nchw(&split.images[i], dst),
+    }
+}
+
+/// One crop as CHW floats into `dst` (`3 * width * height` values).
+fn write_nchw(img: &RgbImage, dst: &mut [f32]) {
+    let plane = (img.width() * img.height()) as usize;
+    for (j, p) in img.pixels().enumerate() {
+        for c in 0..3 {
+            dst[c * plane + j] = pixel_to_input(p[c]);
+        }
+    }
 }
 
 /// One crop as NCHW floats (batch of one).
 pub fn batch_one_nchw(img: &RgbImage) -> Vec<f32> {
-    let plane = (img.width() * img.height()) as usize;
-    let mut v = vec![0f32; 3 * plane];
-    for (j, p) in img.pixels().enumerate() {
-        for c in 0..3 {
-            v[c * plane + j] = pixel_to_input(p[c]);
-        }
-    }
+    let mut v = vec![0f32; 3 * (img.width() * img.height()) as usize];
+    write_nchw(img, &mut v);
     v
 }
 
@@ -187,6 +217,31 @@ mod tests {
         assert_eq!(o.iter().filter(|&&i| labels[i] == 1).count(), 5);
         assert_eq!(o, balanced_order(&labels, 2, 3, 0));
         assert_ne!(o, balanced_order(&labels, 2, 3, 1));
+    }
+
+    #[test]
+    fn a_batch_is_the_same_built_in_parallel_or_on_one_thread() {
+        let img =
+            |v: u8| RgbImage::from_fn(8, 8, |x, y| image::Rgb([v, x as u8 * 30, y as u8 * 30]));
+        let split = Split {
+            classes: vec!["a".into(), "b".into()],
+            images: vec![img(10), img(200), img(90)],
+            labels: vec![0, 1, 0],
+            names: vec![String::new(); 3],
+            paths: vec![PathBuf::new(); 3],
+        };
+        let aug = Augment::default();
+        let idx = [2, 0, 1, 2];
+        let par = batch(&split, &idx, Some((&aug, 7)));
+        assert_eq!(par, batch_serial(&split, &idx, Some((&aug, 7))));
+        assert_eq!(par.len(), 4 * 3 * 64);
+        // image 2 twice with the same seed: the same pixels; unaugmented: the plain crop
+        assert_eq!(par[..192], par[3 * 192..]);
+        assert_eq!(batch(&split, &[1], None), batch_one_nchw(&split.images[1]));
+        assert_ne!(
+            batch(&split, &[1], None),
+            batch(&split, &[1], Some((&aug, 7)))
+        );
     }
 
     #[test]
