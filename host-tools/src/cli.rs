@@ -66,7 +66,7 @@ pub enum Command {
     Export(ExportArgs),
     /// Evaluate a model on a labelled folder: float, ONNX, int8 (tract) and int8 (core) side by side.
     #[command(
-        after_help = "Examples:\n  facegender eval --model models/gender --data data/test\n  facegender eval --model models/gender --run runs/gender --data data/test --labels ../shared/data/fairface-train/labels.csv --out eval/\n  facegender eval --model models/gender --data data/test --engines int8-core --mirror"
+        after_help = "Examples:\n  facegender eval --model models/gender --data data/test\n  facegender eval --model models/gender --run runs/gender --data data/test --labels ../shared/data/fairface-train/labels.csv --labels ../shared/data/fairface-train-extra/labels.csv --out eval/\n  facegender eval --model models/gender --data data/test --engines int8-core --mirror"
     )]
     Eval(EvalArgs),
     /// Find every face in photos and classify it with the int8 model.
@@ -323,9 +323,10 @@ pub struct EvalArgs {
     /// Engines to run (default: all available).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub engines: Vec<crate::eval::Engine>,
-    /// labels.csv with extra attributes (FairFace: age_group, race) for per-group accuracy.
+    /// labels.csv with extra attributes (FairFace: age_group, race) for per-group accuracy;
+    /// repeat it for crops from several photo folders.
     #[arg(long)]
-    pub labels: Option<PathBuf>,
+    pub labels: Vec<PathBuf>,
     /// Folder for eval.json and the PNG charts.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -6,7 +6,7 @@
 //! accuracy per group (e.g. race and age from FairFace's labels.csv).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use facegender_core::nn::Model;
@@ -386,29 +386,39 @@ pub fn wilson95(k: usize, n: usize) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
-/// `attribute=value` groups per image from a FairFace-style labels.csv (`path,gender,age_group,
-/// race`), matched on class and file stem (crops keep the photo's relative path).
-pub fn groups_from_labels(labels: &Path, split: &Split) -> anyhow::Result<Vec<Vec<String>>> {
-    let mut r =
-        csv::Reader::from_path(labels).with_context(|| format!("reading {}", labels.display()))?;
-    let headers = r.headers()?.clone();
+/// `attribute=value` groups per image from FairFace-style labels.csv files (`path,gender,
+/// age_group,race`), matched on class and file stem (crops keep the photo's relative path).
+/// A path listed in two files with different attributes is refused.
+pub fn groups_from_labels(labels: &[PathBuf], split: &Split) -> anyhow::Result<Vec<Vec<String>>> {
     let mut by_key: std::collections::HashMap<String, Vec<String>> =
         std::collections::HashMap::new();
-    for rec in r.records() {
-        let rec = rec?;
-        let path = rec.get(0).unwrap_or_default();
-        let key = Path::new(path)
-            .with_extension("")
-            .to_string_lossy()
-            .into_owned();
-        let attrs = headers
-            .iter()
-            .zip(rec.iter())
-            .skip(1)
-            .filter(|(h, _)| *h != "gender")
-            .map(|(h, v)| format!("{h}={v}"))
-            .collect();
-        by_key.insert(key, attrs);
+    for file in labels {
+        let mut r =
+            csv::Reader::from_path(file).with_context(|| format!("reading {}", file.display()))?;
+        let headers = r.headers()?.clone();
+        for rec in r.records() {
+            let rec = rec.with_context(|| format!("reading {}", file.display()))?;
+            let path = rec.get(0).unwrap_or_default();
+            let key = Path::new(path)
+                .with_extension("")
+                .to_string_lossy()
+                .into_owned();
+            let attrs: Vec<String> = headers
+                .iter()
+                .zip(rec.iter())
+                .skip(1)
+                .filter(|(h, _)| *h != "gender")
+                .map(|(h, v)| format!("{h}={v}"))
+                .collect();
+            if let Some(before) = by_key.get(&key) {
+                anyhow::ensure!(
+                    *before == attrs,
+                    "{path} is listed again in {} with other attributes",
+                    file.display()
+                );
+            }
+            by_key.insert(key, attrs);
+        }
     }
     Ok(split
         .names

@@ -481,9 +481,10 @@ fn eval_cmd(a: EvalArgs, progress: bool) -> anyhow::Result<()> {
     };
     engines.sort();
     engines.dedup();
-    let groups = match &a.labels {
-        Some(l) => eval::groups_from_labels(l, &split)?,
-        None => Vec::new(),
+    let groups = if a.labels.is_empty() {
+        Vec::new()
+    } else {
+        eval::groups_from_labels(&a.labels, &split)?
     };
     let run_engine = |e: &Engine, split: &data::Split| match e {
         Engine::Float => eval::run_float(
