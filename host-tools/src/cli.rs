@@ -80,10 +80,11 @@ pub enum Command {
         after_help = "Example:\n  facegender bench --input samples/fairface --limit 200 --json bench.json"
     )]
     Bench(BenchArgs),
-    /// The whole pipeline on the bundled sample: preprocess, filter, split, a short training,
-    /// export, eval on every engine, and the firmware in QEMU.
+    /// The product on the bundled held-out photos: the shipped model through predict (accuracy,
+    /// contact sheet), the device chain and the firmware in QEMU, then preprocess, filter, split,
+    /// a short fine-tune, export and eval on every engine; a summary in WORKDIR/demo.json.
     #[command(
-        after_help = "Example:\n  facegender demo            (what scripts/demo runs)\n  facegender demo --workdir /tmp/demo"
+        after_help = "Examples:\n  facegender demo            (what scripts/demo runs; everything in out/demo)\n  facegender demo --workdir /tmp/demo\n  facegender demo --sample photos/ --no-scenes   (your own labelled photos)"
     )]
     Demo(DemoArgs),
     /// Build the firmware for a model, boot it in QEMU, compare with the host and print its size.
@@ -386,9 +387,16 @@ pub struct BenchArgs {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Labelled photos to run on (default: the bundled samples/fairface).
+    /// Labelled photos to run on, one folder per class (default: the bundled samples/fairface,
+    /// 300 photos from the shipped model's held-out test split).
     #[arg(long)]
     pub sample: Option<PathBuf>,
+    /// Photos with several faces or none, with their scenes.csv (default: samples/scenes).
+    #[arg(long, conflicts_with = "no_scenes")]
+    pub scenes: Option<PathBuf>,
+    /// Skip the scenes.
+    #[arg(long)]
+    pub no_scenes: bool,
     /// Where every artifact goes (replaced if it exists).
     #[arg(long, default_value = "out/demo")]
     pub workdir: PathBuf,

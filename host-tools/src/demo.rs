@@ -1,149 +1,523 @@
-//! `facegender demo`: the whole product on the bundled sample, in a few minutes.
+//! `facegender demo`: the product on the bundled held-out photos, in about a minute.
 //!
-//! preprocess -> filter -> split -> short training -> export -> eval (float, ONNX, int8 tract,
-//! int8 core) -> the firmware in QEMU, checked against the host. A short training on a few
-//! hundred photos is not a real model; when its test accuracy is below [`MEANINGFUL`], the QEMU
-//! step uses the shipped model instead, and says so.
+//! 1. The shipped model through `predict` on photos it never trained on: accuracy with its 95 %
+//!    interval, faces found, scenes with several faces and none, and an annotated contact sheet.
+//! 2. The device chain (int8 BlazeFace, keypoint alignment, the same int8 classifier) on the same
+//!    photos, and the `full_chain` firmware in QEMU on its embedded frames, bit for bit against
+//!    the host.
+//! 3. The training pipeline on the sample: preprocess, filter, split, a short fine-tune from the
+//!    shipped weights, export, eval on every engine, and int8 core = tract.
+//! 4. A summary, also written as `demo.json`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use facegender_core::nn::Model;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::align::AlignMethod;
-use crate::dataset::{filter, split};
-use crate::eval;
-use crate::export;
-use crate::firmware;
-use crate::fsutil;
+use crate::dataset::{self, filter, split};
+use crate::predict::{self, ImageResult};
 use crate::preprocess::{self, Models};
+use crate::sheet::{self, Cell};
 use crate::train::{data, training};
+use crate::{device, device_parity, eval, export, fsutil};
 
-/// Test accuracy below which the demo's own model is not worth flashing.
-pub const MEANINGFUL: f64 = 0.75;
 /// Crop side and framing of the shipped model (the demo trains the same way).
 pub const CROP: u32 = 64;
 pub const CROP_SCALE: f64 = 0.75;
-/// Firmware test crops written per class.
-const FIRMWARE_CROPS_PER_CLASS: usize = 3;
+/// The fine-tune: a few epochs at a tenth of the shipped run's peak learning rate.
+const FINE_TUNE_EPOCHS: usize = 3;
+const FINE_TUNE_LR: f64 = 2e-4;
+/// Photos per class on the contact sheet (the scenes follow them).
+const SHEET_PER_CLASS: usize = 12;
+/// The contact sheet and where the demo writes it (the README shows a copy).
+pub const CONTACT_SHEET: &str = "contact-sheet.jpg";
 
-#[derive(Debug, Serialize)]
+/// What the demo runs on.
+pub struct Inputs<'a> {
+    /// The shipped models (`models/`: `gender/` with `weights.bpk`, `blazeface-int8/`).
+    pub models_dir: &'a Path,
+    /// The host chain's detector and landmarks.
+    pub models: &'a Models<'a>,
+    /// Labelled photos, one folder per class.
+    pub photos: &'a Path,
+    /// Photos with several faces or none, described by their `scenes.csv`.
+    pub scenes: Option<&'a Path>,
+    pub workdir: &'a Path,
+    pub progress: bool,
+}
+
+/// Accuracy of one chain on the labelled photos, scored as `eval-chain` scores them: the label
+/// of each photo's largest face against its folder; a photo without a face counts as wrong.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChainScore {
+    pub photos: usize,
+    pub correct: usize,
+    pub accuracy: f64,
+    pub accuracy_ci95: (f64, f64),
+    /// Photos in which at least one face was found.
+    pub face_found: usize,
+    pub scenes: Option<ScenesScore>,
+    /// Predictions, one JSON object per photo.
+    pub predictions: PathBuf,
+}
+
+/// The scenes: faces found against faces there, and the labelled faces labelled right.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ScenesScore {
+    pub photos: usize,
+    pub faces_expected: usize,
+    pub faces_found: usize,
+    /// Photos where the number of faces found is the number there.
+    pub photos_with_the_right_count: usize,
+    pub labelled_faces: usize,
+    pub labelled_faces_right: usize,
+}
+
+/// The fine-tune on the sample.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainingReport {
+    pub photos: usize,
+    pub face_found_rate: f64,
+    pub crops_kept: usize,
+    /// (part, class, crops)
+    pub split: Vec<(String, String, usize)>,
+    pub init_from: PathBuf,
+    pub epochs: usize,
+    pub train_seconds: f64,
+    pub test_crops: usize,
+    /// (engine, accuracy) on the sample's own test crops.
+    pub test_accuracy: Vec<(String, f64)>,
+    pub int8_core_accuracy_ci95: (f64, f64),
+    /// The shipped model (int8 core) on the same test crops.
+    pub shipped_accuracy_same_crops: f64,
+    pub int8_core_vs_tract_mismatches: usize,
+    /// Below the shipped model: a few minutes on a few hundred photos is a smoke run.
+    pub smoke_run: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
 pub struct DemoReport {
     pub workdir: PathBuf,
-    pub photos: usize,
-    pub crops: usize,
-    pub face_found_rate: f64,
-    pub split: Vec<(String, String, usize)>,
-    pub epochs: usize,
-    pub test_accuracy: Vec<(String, f64)>,
-    pub int8_core_vs_tract_mismatches: Option<usize>,
-    pub firmware_model: PathBuf,
-    pub firmware_used_shipped_model: bool,
-    pub firmware_crops_matching_host: (usize, usize),
-    pub firmware_instructions_per_inference: Option<u64>,
     pub seconds: f64,
+    /// (step, seconds)
+    pub step_seconds: Vec<(String, f64)>,
+    pub shipped_model: PathBuf,
+    pub host_chain: ChainScore,
+    pub device_chain: ChainScore,
+    /// Photos where both chains give the largest face the same label.
+    pub same_label: usize,
+    pub contact_sheet: PathBuf,
+    pub qemu: device_parity::ChainCheck,
+    pub qemu_instructions_per_frame: u64,
+    pub training: TrainingReport,
 }
 
-/// Writes raw `side x side x 3` crops for the firmware build, `n` per class, from `split`.
-pub fn write_firmware_crops(
-    split_dir: &Path,
-    dest: &Path,
-    side: u32,
-    n: usize,
-) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dest)?;
-    for old in std::fs::read_dir(dest)?.flatten() {
-        if old.path().extension().is_some_and(|e| e == "rgb") {
-            std::fs::remove_file(old.path())?;
+/// One scene of `scenes.csv`: its file, the faces in it, and the labelled ones with a point
+/// inside each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scene {
+    pub file: String,
+    pub faces: usize,
+    pub labelled: Vec<(String, [f32; 2])>,
+}
+
+/// Reads `scenes.csv` (`file,faces,labelled,sources`; `labelled` is `label@x:y ...`).
+pub fn read_scenes(path: &Path) -> anyhow::Result<Vec<Scene>> {
+    let mut r = csv::Reader::from_path(path).with_context(|| path.display().to_string())?;
+    let mut out = Vec::new();
+    for (i, row) in r.records().enumerate() {
+        let row = row.with_context(|| format!("{} row {}", path.display(), i + 2))?;
+        let bad = || format!("{} row {}: {:?}", path.display(), i + 2, row);
+        let file = row.get(0).with_context(bad)?.to_string();
+        let faces = row.get(1).with_context(bad)?.parse().with_context(bad)?;
+        let mut labelled = Vec::new();
+        for l in row.get(2).unwrap_or("").split_whitespace() {
+            let (label, at) = l.split_once('@').with_context(bad)?;
+            let (x, y) = at.split_once(':').with_context(bad)?;
+            labelled.push((
+                label.to_string(),
+                [x.parse().with_context(bad)?, y.parse().with_context(bad)?],
+            ));
         }
+        anyhow::ensure!(labelled.len() <= faces, "{}: more labels than faces", bad());
+        out.push(Scene {
+            file,
+            faces,
+            labelled,
+        });
     }
-    let items = crate::dataset::list(split_dir)?;
-    let mut written = Vec::new();
-    let mut per_class = std::collections::BTreeMap::<String, usize>::new();
-    for it in items {
-        let c = per_class.entry(it.class.clone()).or_insert(0);
-        if *c >= n {
-            continue;
-        }
-        let img = crate::decode::decode_file(&it.path, &Default::default())?;
-        let img = if img.dimensions() == (side, side) {
-            img
-        } else {
-            image::imageops::resize(&img, side, side, image::imageops::FilterType::Triangle)
+    Ok(out)
+}
+
+/// Scores a scene: (faces found, labelled faces right). A labelled face is right when the
+/// smallest found box holding its point carries its label.
+pub fn score_scene(s: &Scene, r: &ImageResult) -> (usize, usize) {
+    let right = s
+        .labelled
+        .iter()
+        .filter(|(label, [x, y])| {
+            r.faces
+                .iter()
+                .filter(|f| {
+                    f.bbox[0] <= *x && *x <= f.bbox[2] && f.bbox[1] <= *y && *y <= f.bbox[3]
+                })
+                .min_by(|a, b| area(a.bbox).total_cmp(&area(b.bbox)))
+                .is_some_and(|f| f.label.as_deref() == Some(label.as_str()))
+        })
+        .count();
+    (r.faces.len(), right)
+}
+
+fn area(b: [f32; 4]) -> f32 {
+    (b[2] - b[0]) * (b[3] - b[1])
+}
+
+fn score(
+    results: &[ImageResult],
+    items: &[dataset::Item],
+    scenes: Option<(&[Scene], &[ImageResult])>,
+    predictions: PathBuf,
+) -> anyhow::Result<ChainScore> {
+    let correct = results
+        .iter()
+        .zip(items)
+        .filter(|(r, it)| predict::main_label(r) == Some(it.class.as_str()))
+        .count();
+    let photos = results.len();
+    let scene_input = scenes;
+    let scenes = scenes.map(|(ss, rs)| {
+        let mut t = ScenesScore {
+            photos: ss.len(),
+            ..Default::default()
         };
-        let stem = Path::new(&it.rel)
-            .file_stem()
-            .map_or("crop".into(), |s| s.to_string_lossy().into_owned());
-        let path = dest.join(format!("{:02}-{}-{stem}.rgb", written.len(), it.class));
-        fsutil::write_replace(&path, img.as_raw())?;
-        written.push(path);
-        *c += 1;
-    }
-    Ok(written)
-}
-
-/// Builds the classifier firmware for `model_dir`, boots it in QEMU, and compares every crop's
-/// label and int8 logits with the core on the host. Returns (matching, total, instructions).
-pub fn firmware_check(model_dir: &Path) -> anyhow::Result<(usize, usize, Option<u64>, String)> {
-    let elf = firmware::build("classify", model_dir, &[])?;
-    let log = firmware::run_qemu(&elf, Duration::from_secs(300))?;
-    let lines = firmware::parse_crops(&log);
-    let bytes = crate::models::read(&model_dir.join(export::CORE_MODEL))?;
-    let model = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let info = eval::export_info(model_dir)?;
-    let mut arena = vec![0u8; model.arena_len()];
-    let mut matching = 0;
-    for l in &lines {
-        let raw = std::fs::read(
-            model_dir
-                .join("firmware-crops")
-                .join(format!("{}.rgb", l.crop)),
-        )?;
-        let input: Vec<i8> = raw.iter().map(|&p| (p as i16 - 128) as i8).collect();
-        let out = model
-            .run(&mut arena, &input)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let host = out.get(0).context("no output")?;
-        let best = (0..host.len()).fold(0, |b, k| if host[k] > host[b] { k } else { b });
-        if host == &l.logits[..] && info.classes.get(best) == Some(&l.label) {
-            matching += 1;
+        for (s, r) in ss.iter().zip(rs) {
+            let (found, right) = score_scene(s, r);
+            t.faces_expected += s.faces;
+            t.faces_found += found;
+            t.photos_with_the_right_count += (found == s.faces) as usize;
+            t.labelled_faces += s.labelled.len();
+            t.labelled_faces_right += right;
         }
+        t
+    });
+    let mut jsonl = Vec::new();
+    let scene_results = scene_input.map_or(&[][..], |(_, rs)| rs);
+    for r in results.iter().chain(scene_results) {
+        serde_json::to_writer(&mut jsonl, r)?;
+        jsonl.push(b'\n');
     }
-    Ok((
-        matching,
-        lines.len(),
-        lines.first().map(|l| l.instructions),
-        log,
-    ))
+    fsutil::write_replace(&predictions, &jsonl)?;
+    Ok(ChainScore {
+        photos,
+        correct,
+        accuracy: correct as f64 / photos.max(1) as f64,
+        accuracy_ci95: eval::wilson95(correct, photos),
+        face_found: results.iter().filter(|r| !r.faces.is_empty()).count(),
+        scenes,
+        predictions,
+    })
 }
 
-/// Runs the demo in `workdir` (created; an earlier demo there is replaced).
-pub fn run(
-    models_dir: &Path,
-    m: &Models<'_>,
-    sample: &Path,
-    workdir: &Path,
-    progress: bool,
-) -> anyhow::Result<(DemoReport, String)> {
+fn say(log: &mut String, s: String) {
+    eprintln!("{s}");
+    let _ = writeln!(log, "{s}");
+}
+
+fn bar(progress: bool, n: usize) -> indicatif::ProgressBar {
+    if progress {
+        indicatif::ProgressBar::new(n as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+/// Runs the demo in `inputs.workdir` (created; an earlier demo there is replaced). Returns the
+/// report and everything it said.
+pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<(DemoReport, String)> {
     let started = Instant::now();
     let mut log = String::new();
-    let mut say = |s: String| {
-        eprintln!("demo: {s}");
-        let _ = writeln!(log, "{s}");
-    };
+    let mut steps = Vec::new();
+    let workdir = inputs.workdir;
+    let shipped = inputs.models_dir.join("gender");
+    let weights = shipped.join("weights.bpk");
+    anyhow::ensure!(
+        weights.is_file(),
+        "{} is missing: the demo fine-tunes from the shipped float weights (scripts/train-shipped writes them)",
+        weights.display()
+    );
     if workdir.exists() {
         std::fs::remove_dir_all(workdir)
             .with_context(|| format!("clearing {}", workdir.display()))?;
     }
     std::fs::create_dir_all(workdir)?;
 
-    // 1. preprocess
+    // 1. the shipped model through predict
+    let t = Instant::now();
+    let items = dataset::list(inputs.photos)?;
+    anyhow::ensure!(
+        !items.is_empty(),
+        "no labelled photos in {}",
+        inputs.photos.display()
+    );
+    let scenes: Vec<Scene> = match inputs.scenes {
+        Some(d) => read_scenes(&d.join("scenes.csv"))?,
+        None => Vec::new(),
+    };
+    let scene_paths: Vec<PathBuf> = match inputs.scenes {
+        Some(d) => scenes.iter().map(|s| d.join(&s.file)).collect(),
+        None => Vec::new(),
+    };
+    let (info, bytes) = predict::read_classifier(&shipped)?;
+    let classifier = predict::Classifier::new(&bytes, info)?;
+    // as `eval-chain` scores: every face labelled with its top class
+    let cfg = predict::Config {
+        threshold: crate::detect::DEFAULT_THRESHOLD,
+        min_face: 0.0,
+        min_probability: 0.0,
+    };
+    let paths: Vec<&Path> = items.iter().map(|it| it.path.as_path()).collect();
+    let all: Vec<&Path> = paths
+        .iter()
+        .copied()
+        .chain(scene_paths.iter().map(PathBuf::as_path))
+        .collect();
+    say(
+        &mut log,
+        format!(
+            "1. The shipped model ({}) on {} held-out photos (not one was in its training split) and {} scenes",
+            shipped.display(),
+            items.len(),
+            scenes.len()
+        ),
+    );
+    let b = bar(inputs.progress, all.len());
+    let host: Vec<ImageResult> = all
+        .par_iter()
+        .map(|p| {
+            b.inc(1);
+            predict::predict_image(inputs.models, &classifier, &cfg, p, None)
+        })
+        .collect();
+    b.finish_and_clear();
+    let (host_photos, host_scenes) = host.split_at(items.len());
+    let host_score = score(
+        host_photos,
+        &items,
+        inputs.scenes.map(|_| (&scenes[..], host_scenes)),
+        workdir.join("predict-host.jsonl"),
+    )?;
+    say(&mut log, chain_lines("host chain", &host_score));
+    let contact_sheet = workdir.join(CONTACT_SHEET);
+    write_sheet(
+        &contact_sheet,
+        &items,
+        host_photos,
+        &scenes,
+        host_scenes,
+        &scene_paths,
+    )?;
+    say(
+        &mut log,
+        format!(
+            "   contact sheet (boxes, labels, probabilities; green frame right, red wrong): {}",
+            contact_sheet.display()
+        ),
+    );
+    steps.push((
+        "shipped model, host chain".to_string(),
+        t.elapsed().as_secs_f64(),
+    ));
+
+    // 2. the device chain, and the firmware in QEMU
+    let t = Instant::now();
+    say(
+        &mut log,
+        "2. The device chain (int8 BlazeFace, keypoint alignment, the int8 classifier) on the same photos"
+            .to_string(),
+    );
+    let det = device::Int8Detector::load(&inputs.models_dir.join("blazeface-int8"))?;
+    let chain = device::ChainInfo::load(&shipped)?;
+    let b = bar(inputs.progress, all.len());
+    let dev: Vec<ImageResult> = all
+        .par_iter()
+        .map(|p| {
+            b.inc(1);
+            predict::predict_device(&det, &chain, &classifier, &cfg, p, None)
+        })
+        .collect();
+    b.finish_and_clear();
+    let (dev_photos, dev_scenes) = dev.split_at(items.len());
+    let dev_score = score(
+        dev_photos,
+        &items,
+        inputs.scenes.map(|_| (&scenes[..], dev_scenes)),
+        workdir.join("predict-device.jsonl"),
+    )?;
+    let same_label = host_photos
+        .iter()
+        .zip(dev_photos)
+        .filter(|(h, d)| predict::main_label(h) == predict::main_label(d))
+        .count();
+    say(&mut log, chain_lines("device chain", &dev_score));
+    say(
+        &mut log,
+        format!(
+            "   the two chains give the same label on {same_label} of {} photos",
+            items.len()
+        ),
+    );
+    let qemu = device_parity::check_chain(&shipped, inputs.models_dir)?;
+    say(
+        &mut log,
+        format!(
+            "   firmware in QEMU (Cortex-M4F, mps2-an386), whole chain on its {} embedded frames: {}/{} faces equal to the host bit for bit (box, score, keypoints, int8 logits, label); {} instructions for a frame with one face (detect {}, align {}, classify {}); flash {} B, RAM {} B",
+            qemu.frames,
+            qemu.equal,
+            qemu.total,
+            millions(qemu.instructions_per_frame()),
+            millions(qemu.detect_instructions),
+            millions(qemu.align_instructions),
+            millions(qemu.classify_instructions),
+            qemu.flash_bytes(),
+            qemu.ram_bytes()
+        ),
+    );
+    anyhow::ensure!(
+        qemu.total > 0 && qemu.equal == qemu.total,
+        "the firmware and the host disagree on {} of {} faces:\n{}",
+        qemu.total - qemu.equal,
+        qemu.total,
+        qemu.lines.join("\n")
+    );
+    steps.push((
+        "device chain and QEMU".to_string(),
+        t.elapsed().as_secs_f64(),
+    ));
+
+    // 3. the training pipeline on the sample
+    let t = Instant::now();
+    say(
+        &mut log,
+        "3. The training pipeline on the sample: preprocess, filter, split, fine-tune, export, eval"
+            .to_string(),
+    );
+    let training = fine_tune(inputs, &shipped, &weights, &mut log)?;
+    steps.push(("training pipeline".to_string(), t.elapsed().as_secs_f64()));
+
+    let qemu_instructions_per_frame = qemu.instructions_per_frame();
+    let report = DemoReport {
+        workdir: workdir.to_path_buf(),
+        seconds: started.elapsed().as_secs_f64(),
+        step_seconds: steps,
+        shipped_model: shipped,
+        host_chain: host_score,
+        device_chain: dev_score,
+        same_label,
+        contact_sheet,
+        qemu,
+        qemu_instructions_per_frame,
+        training,
+    };
+    fsutil::write_replace(
+        &workdir.join("demo.json"),
+        &serde_json::to_vec_pretty(&report)?,
+    )?;
+    Ok((report, log))
+}
+
+fn millions(n: u64) -> String {
+    format!("{:.1} M", n as f64 / 1e6)
+}
+
+fn chain_lines(name: &str, s: &ChainScore) -> String {
+    let mut out = format!(
+        "   {name}: accuracy {:.1} % ({} of {}; 95 % interval {:.1}-{:.1} %), a face found in {} of {} photos",
+        100.0 * s.accuracy,
+        s.correct,
+        s.photos,
+        100.0 * s.accuracy_ci95.0,
+        100.0 * s.accuracy_ci95.1,
+        s.face_found,
+        s.photos
+    );
+    if let Some(t) = &s.scenes {
+        let _ = write!(
+            out,
+            "\n   {name}, scenes: {} faces found where there are {} (right count in {} of {} photos), {} of {} labelled faces right",
+            t.faces_found,
+            t.faces_expected,
+            t.photos_with_the_right_count,
+            t.photos,
+            t.labelled_faces_right,
+            t.labelled_faces
+        );
+    }
+    out
+}
+
+/// The first photos of each class and every scene, annotated, on one sheet.
+fn write_sheet(
+    path: &Path,
+    items: &[dataset::Item],
+    results: &[ImageResult],
+    scenes: &[Scene],
+    scene_results: &[ImageResult],
+    scene_paths: &[PathBuf],
+) -> anyhow::Result<()> {
+    let mut per_class = std::collections::BTreeMap::<&str, usize>::new();
+    let mut cells = Vec::new();
+    for (it, r) in items.iter().zip(results) {
+        let n = per_class.entry(it.class.as_str()).or_insert(0);
+        if *n >= SHEET_PER_CLASS {
+            continue;
+        }
+        *n += 1;
+        let img = crate::decode::decode_file(&it.path, &Default::default())?;
+        let said = match predict::main_face(r) {
+            Some(f) => format!(
+                "{} {:.0}%",
+                f.label.as_deref().unwrap_or(f.status),
+                100.0 * f.probability.unwrap_or(0.0)
+            ),
+            None => "no face".into(),
+        };
+        cells.push(Cell {
+            image: predict::draw(&img, r)?,
+            caption: format!("{} -> {said}", it.class),
+            right: Some(predict::main_label(r) == Some(it.class.as_str())),
+        });
+    }
+    for ((s, r), p) in scenes.iter().zip(scene_results).zip(scene_paths) {
+        let img = crate::decode::decode_file(p, &Default::default())?;
+        let (found, right) = score_scene(s, r);
+        cells.push(Cell {
+            image: predict::draw(&img, r)?,
+            caption: format!("{found} of {} faces found", s.faces),
+            right: Some(found == s.faces && right == s.labelled.len()),
+        });
+    }
+    let img = sheet::grid(&cells, 6, 160)?;
+    let mut jpg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpg, 85).encode_image(&img)?;
+    Ok(fsutil::write_replace(path, &jpg)?)
+}
+
+/// Step 3: the sample through preprocess, filter and split, a short fine-tune from the shipped
+/// weights, export and every engine's evaluation.
+fn fine_tune(
+    inputs: &Inputs<'_>,
+    shipped: &Path,
+    weights: &Path,
+    log: &mut String,
+) -> anyhow::Result<TrainingReport> {
+    let (workdir, progress) = (inputs.workdir, inputs.progress);
     let crops = workdir.join("crops");
     let cfg = preprocess::Config {
-        input: sample.to_path_buf(),
+        input: inputs.photos.to_path_buf(),
         output: crops.clone(),
         crop: CROP,
         align: AlignMethod::InnerEyesBottomLip,
@@ -154,30 +528,34 @@ pub fn run(
         min_face: 24.0,
         progress,
     };
-    let pre = preprocess::run(&cfg, m)?;
-    say(format!(
-        "preprocess: {} photos, face found in {:.1}%, {} crops ({:.0} photos/s)",
-        pre.images,
-        100.0 * pre.face_found_rate,
-        pre.by_status
-            .get(&preprocess::Status::Ok)
-            .copied()
-            .unwrap_or(0),
-        pre.images_per_second
-    ));
-
-    // 2. filter, 3. split
+    let pre = preprocess::run(&cfg, inputs.models)?;
+    say(
+        log,
+        format!(
+            "   preprocess: {} photos, face found in {:.1} %, {} aligned {CROP} px crops",
+            pre.images,
+            100.0 * pre.face_found_rate,
+            pre.by_status
+                .get(&preprocess::Status::Ok)
+                .copied()
+                .unwrap_or(0),
+        ),
+    );
     let frep = filter::run(&crops, 10)?;
     fsutil::write_replace(
         &workdir.join("filter.json"),
         &serde_json::to_vec_pretty(&frep)?,
     )?;
-    say(format!(
-        "filter: {} kept, {} duplicates, {} unreadable",
-        frep.keep.len(),
-        frep.duplicates.len(),
-        frep.unreadable.len()
-    ));
+    let crops_kept = frep.keep.len();
+    say(
+        log,
+        format!(
+            "   filter: {} kept, {} duplicates, {} unreadable",
+            crops_kept,
+            frep.duplicates.len(),
+            frep.unreadable.len()
+        ),
+    );
     let data_dir = workdir.join("data");
     let scfg = split::Config {
         input: crops.clone(),
@@ -193,31 +571,38 @@ pub fn run(
     };
     let (rows, _) = split::run(&scfg)?;
     let counts = split::counts(&rows);
-    say(format!(
-        "split (70/15/15, seed 42):\n{}",
-        split::table(&rows)
-    ));
+    say(
+        log,
+        format!("   split (70/15/15, seed 42):\n{}", split::table(&rows)),
+    );
 
-    // 4. a short training
-    let mut tcfg = training::TrainConfig::default();
-    tcfg.model.input = CROP as usize;
-    tcfg.train.epochs = 4;
+    let mut tcfg = training::TrainConfig::load(&shipped.join("config.toml"))?;
+    tcfg.train.epochs = FINE_TUNE_EPOCHS;
+    tcfg.train.lr = FINE_TUNE_LR;
+    tcfg.train.warmup_epochs = 0;
     tcfg.train.batch = 32;
-    tcfg.train.patience = 10;
-    let train = data::load_split(&data_dir.join("train"), None, CROP, progress)?;
-    let val = data::load_split(&data_dir.join("val"), Some(&train.classes), CROP, progress)?;
+    tcfg.train.init_from = weights.display().to_string();
+    let side = tcfg.model.input as u32;
+    let train = data::load_split(&data_dir.join("train"), None, side, progress)?;
+    let val = data::load_split(&data_dir.join("val"), Some(&train.classes), side, progress)?;
     let run = workdir.join("run");
+    let t = Instant::now();
     let history = training::train(&tcfg, &train, &val, &run, false, progress)?;
+    let train_seconds = t.elapsed().as_secs_f64();
     let last = history.last().context("no epoch finished")?;
-    say(format!(
-        "train: {} epochs on {} crops, last validation accuracy {:.3}; curves in {}",
-        history.len(),
-        train.len(),
-        last.val_acc,
-        run.join("history.png").display()
-    ));
+    say(
+        log,
+        format!(
+            "   fine-tune from {}: {} epochs on {} crops in {:.0} s, validation accuracy {:.1} %; curves in {}",
+            weights.display(),
+            history.len(),
+            train.len(),
+            train_seconds,
+            100.0 * last.val_acc,
+            run.join("history.png").display()
+        ),
+    );
 
-    // 5. export
     let model_dir = workdir.join("model");
     let info = export::export(
         &run,
@@ -227,16 +612,17 @@ pub fn run(
         CROP_SCALE,
         export::Ranges::Mse,
     )?;
-    say(format!(
-        "export: {} MACs, {} weight bytes, arena {} bytes -> {}",
-        info.macs,
-        info.weight_bytes,
-        info.arena_bytes,
-        model_dir.display()
-    ));
-
-    // 6. eval, all engines
-    let test = data::load_split(&data_dir.join("test"), Some(&info.classes), CROP, progress)?;
+    say(
+        log,
+        format!(
+            "   export: {} MACs, {} weight bytes, arena {} bytes -> {}",
+            info.macs,
+            info.weight_bytes,
+            info.arena_bytes,
+            model_dir.display()
+        ),
+    );
+    let test = data::load_split(&data_dir.join("test"), Some(&info.classes), side, progress)?;
     let outs = [
         eval::run_float(&run, &test)?,
         eval::run_onnx(&model_dir, &test)?,
@@ -244,16 +630,22 @@ pub fn run(
         eval::run_int8_core(&model_dir, &test)?,
     ];
     let metrics: Vec<eval::Metrics> = outs.iter().map(|o| eval::metrics(o, &test, &[])).collect();
-    let mismatches = eval::agreement(&outs[2], &outs[3]).int8_mismatches;
-    say(format!(
-        "eval on {} test crops:\n{}",
-        test.len(),
-        eval::table(&metrics)
-    ));
-    say(format!(
-        "int8 core vs int8 tract: {} images with different logits",
-        mismatches.unwrap_or(0)
-    ));
+    let mismatches = eval::agreement(&outs[2], &outs[3])
+        .int8_mismatches
+        .context("int8 outputs missing")?;
+    let shipped_same = eval::metrics(&eval::run_int8_core(shipped, &test)?, &test, &[]).accuracy;
+    say(
+        log,
+        format!(
+            "   eval on the sample's {} test crops:\n{}",
+            test.len(),
+            eval::table(&metrics)
+        ),
+    );
+    say(
+        log,
+        format!("   int8 core vs int8 tract: {mismatches} crops with different logits"),
+    );
     let eval_dir = workdir.join("eval");
     std::fs::create_dir_all(&eval_dir)?;
     let core = metrics.last().context("no metrics")?;
@@ -263,56 +655,32 @@ pub fn run(
         &core.confusion,
         &core.roc,
         core.roc_auc.unwrap_or(f64::NAN),
-        &format!("demo model, int8 core: accuracy {:.3}", core.accuracy),
+        &format!("demo fine-tune, int8 core: accuracy {:.3}", core.accuracy),
     )?;
-
-    // 7. firmware in QEMU
-    let own_good = core.accuracy >= MEANINGFUL;
-    let fw_model = if own_good {
-        model_dir.clone()
-    } else {
-        models_dir.join("gender")
-    };
-    if own_good {
-        write_firmware_crops(
-            &data_dir.join("test"),
-            &fw_model.join("firmware-crops"),
-            info.input as u32,
-            FIRMWARE_CROPS_PER_CLASS,
-        )?;
-        say(format!(
-            "firmware: the demo model reached {:.3} test accuracy; flashing it",
-            core.accuracy
-        ));
-    } else {
-        say(format!(
-            "firmware: the demo model reached only {:.3} test accuracy (below {MEANINGFUL}); using the shipped model {} for the QEMU step",
-            core.accuracy,
-            fw_model.display()
-        ));
-    }
-    let (ok, total, instr, _) = firmware_check(&fw_model)?;
-    say(format!(
-        "firmware in QEMU (Cortex-M4F, mps2-an386): {ok}/{total} crops give the host's label and int8 logits, {} instructions per inference",
-        instr.map_or("?".into(), |i| i.to_string())
-    ));
-    anyhow::ensure!(
-        total > 0 && ok == total,
-        "firmware and host disagree on {} of {total} crops",
-        total - ok
+    let smoke_run = core.accuracy < shipped_same;
+    say(
+        log,
+        format!(
+            "   fine-tuned int8 {:.1} % against the shipped model's {:.1} % on the same {} crops{}",
+            100.0 * core.accuracy,
+            100.0 * shipped_same,
+            test.len(),
+            if smoke_run {
+                ": a few minutes of training on a few hundred photos is a smoke run of the pipeline, not a better model"
+            } else {
+                " (a difference this small on so few crops is within chance)"
+            }
+        ),
     );
-
-    let report = DemoReport {
-        workdir: workdir.to_path_buf(),
+    Ok(TrainingReport {
         photos: pre.images,
-        crops: pre
-            .by_status
-            .get(&preprocess::Status::Ok)
-            .copied()
-            .unwrap_or(0),
         face_found_rate: pre.face_found_rate,
+        crops_kept,
         split: counts.into_iter().map(|((s, c), n)| (s, c, n)).collect(),
+        init_from: weights.to_path_buf(),
         epochs: history.len(),
+        train_seconds,
+        test_crops: test.len(),
         test_accuracy: metrics
             .iter()
             .map(|m| {
@@ -325,45 +693,117 @@ pub fn run(
                 )
             })
             .collect(),
+        int8_core_accuracy_ci95: core.accuracy_ci95,
+        shipped_accuracy_same_crops: shipped_same,
         int8_core_vs_tract_mismatches: mismatches,
-        firmware_model: fw_model,
-        firmware_used_shipped_model: !own_good,
-        firmware_crops_matching_host: (ok, total),
-        firmware_instructions_per_inference: instr,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    fsutil::write_replace(
-        &workdir.join("demo.json"),
-        &serde_json::to_vec_pretty(&report)?,
-    )?;
-    Ok((report, log))
+        smoke_run,
+    })
 }
 
-/// The closing summary.
+/// The closing summary: what ran, the figures, where every artifact is.
 pub fn summary(r: &DemoReport) -> String {
-    let acc: Vec<String> = r
+    let (h, d, t) = (&r.host_chain, &r.device_chain, &r.training);
+    let pct = |x: f64| format!("{:.1} %", 100.0 * x);
+    let engines: Vec<String> = t
         .test_accuracy
         .iter()
-        .map(|(e, a)| format!("{e} {a:.3}"))
+        .map(|(e, a)| format!("{e} {}", pct(*a)))
         .collect();
+    let w = r.workdir.display();
     format!(
         "demo finished in {:.0} s\n\
-         photos {} -> crops {} (face found in {:.1}%)\n\
-         test accuracy: {}\n\
-         firmware ({}): {}/{} crops equal to the host\n\
-         artifacts in {}: crops/, data/ (train/val/test + manifest.csv), run/ (history.csv, history.png), model/ (model.onnx, model-int8.onnx, model.fgi8), eval/, demo.json",
+         shipped model, {} held-out photos: host chain {} (95 % interval {}-{}), device chain {} ({}-{}); same label on {} photos; a face found in {} (host) and {} (device)\n\
+         firmware in QEMU: {}/{} faces equal to the host; {} instructions for a frame with one face\n\
+         fine-tune from the shipped weights on the sample ({} epochs, {:.0} s): test {} on {} crops ({}), shipped model {} on the same crops; int8 core vs tract: {} crops differ{}\n\
+         artifacts in {w}: {} (contact sheet), predict-host.jsonl, predict-device.jsonl, crops/, data/ (train/val/test, manifest.csv), run/ (history.csv, history.png), model/ (model.onnx, model-int8.onnx, model.fgi8), eval/, demo.json",
         r.seconds,
-        r.photos,
-        r.crops,
-        100.0 * r.face_found_rate,
-        acc.join(", "),
-        if r.firmware_used_shipped_model {
-            "shipped model"
+        h.photos,
+        pct(h.accuracy),
+        pct(h.accuracy_ci95.0),
+        pct(h.accuracy_ci95.1),
+        pct(d.accuracy),
+        pct(d.accuracy_ci95.0),
+        pct(d.accuracy_ci95.1),
+        r.same_label,
+        h.face_found,
+        d.face_found,
+        r.qemu.equal,
+        r.qemu.total,
+        millions(r.qemu_instructions_per_frame),
+        t.epochs,
+        t.train_seconds,
+        t.test_accuracy.last().map_or("?".into(), |(_, a)| pct(*a)),
+        t.test_crops,
+        engines.join(", "),
+        pct(t.shipped_accuracy_same_crops),
+        t.int8_core_vs_tract_mismatches,
+        if t.smoke_run {
+            " (a smoke run, not a model)"
         } else {
-            "demo model"
+            ""
         },
-        r.firmware_crops_matching_host.0,
-        r.firmware_crops_matching_host.1,
-        r.workdir.display()
+        CONTACT_SHEET
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(bbox: [f32; 4], label: &str) -> predict::FaceResult {
+        predict::FaceResult {
+            face: 0,
+            bbox,
+            score: 0.9,
+            status: "ok",
+            label: Some(label.into()),
+            probability: Some(0.9),
+            logits: None,
+            keypoints: None,
+            landmarks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_bundled_scenes_file_reads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/scenes");
+        let s = read_scenes(&dir.join("scenes.csv")).unwrap();
+        assert!(s.iter().any(|s| s.faces == 0) && s.iter().any(|s| s.faces >= 2));
+        for s in &s {
+            assert!(dir.join(&s.file).is_file(), "{}", s.file);
+        }
+        assert_eq!(
+            s[0].labelled[1],
+            ("male".to_string(), [272.0, 96.0]),
+            "label@x:y"
+        );
+    }
+
+    #[test]
+    fn a_labelled_face_is_scored_by_the_smallest_box_holding_its_point() {
+        let scene = Scene {
+            file: String::new(),
+            faces: 2,
+            labelled: vec![
+                ("female".into(), [50.0, 50.0]),
+                ("male".into(), [150.0, 50.0]),
+            ],
+        };
+        let r = ImageResult {
+            image: PathBuf::new(),
+            status: "ok",
+            error: None,
+            // a big false box over both, and the right small one for the first face only
+            faces: vec![
+                face([0.0, 0.0, 200.0, 100.0], "male"),
+                face([30.0, 30.0, 70.0, 70.0], "female"),
+            ],
+        };
+        assert_eq!(score_scene(&scene, &r), (2, 2));
+        let none = ImageResult {
+            faces: Vec::new(),
+            ..r
+        };
+        assert_eq!(score_scene(&scene, &none), (0, 0));
+    }
 }

@@ -662,9 +662,13 @@ fn demo_cmd(
     dlib: &std::path::Path,
     progress: bool,
 ) -> anyhow::Result<()> {
-    let sample = a.sample.unwrap_or_else(|| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/fairface")
-    });
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+    let photos = a.sample.unwrap_or_else(|| samples.join("fairface"));
+    let scenes = match a.scenes {
+        Some(p) => Some(p),
+        None if a.no_scenes => None,
+        None => Some(samples.join("scenes")),
+    };
     let detector = BlazeFace::load(models_dir, facegender::detect::Variant::Front)?;
     let lm = LandmarkModel::load(dlib)?;
     let sp = lm.predictor()?;
@@ -673,8 +677,19 @@ fn demo_cmd(
         landmarks: &sp,
         box_map: BoxMap::FITTED,
     };
-    let (report, _) = facegender::demo::run(models_dir, &m, &sample, &a.workdir, progress)?;
-    out(&facegender::demo::summary(&report));
+    let inputs = facegender::demo::Inputs {
+        models_dir,
+        models: &m,
+        photos: &photos,
+        scenes: scenes.as_deref(),
+        workdir: &a.workdir,
+        progress,
+    };
+    let (report, _) = facegender::demo::run(&inputs)?;
+    out(&format!(
+        "4. Summary\n{}",
+        facegender::demo::summary(&report)
+    ));
     Ok(())
 }
 
@@ -691,7 +706,7 @@ fn firmware_cmd(a: FirmwareArgs, models_dir: &std::path::Path) -> anyhow::Result
     }
     if let Some(src) = &a.crops_from {
         let info = facegender::eval::export_info(&model_dir)?;
-        let written = facegender::demo::write_firmware_crops(
+        let written = facegender::device_parity::write_firmware_crops(
             src,
             &model_dir.join("firmware-crops"),
             info.input as u32,
@@ -704,7 +719,8 @@ fn firmware_cmd(a: FirmwareArgs, models_dir: &std::path::Path) -> anyhow::Result
             model_dir.join("firmware-crops").display()
         ));
     }
-    let (ok, total, instructions, log) = facegender::demo::firmware_check(&model_dir)?;
+    let check = facegender::device_parity::check_crops(&model_dir)?;
+    let (ok, total, instructions, log) = (check.equal, check.total, check.instructions, check.log);
     for l in log
         .lines()
         .filter(|l| l.contains("crop=") || l.contains("model:") || l.contains("stack"))
@@ -743,7 +759,7 @@ fn firmware_chain(
     frames_from: Option<&std::path::Path>,
     per_class: usize,
 ) -> anyhow::Result<()> {
-    use facegender::{device, firmware, predict};
+    use facegender::device;
     let frames_dir = model_dir.join("firmware-frames");
     if let Some(src) = frames_from {
         let n = device::write_frames(src, &frames_dir, per_class)?.len();
@@ -753,109 +769,32 @@ fn firmware_chain(
             frames_dir.display()
         ));
     }
-    let mut frames: Vec<std::path::PathBuf> = std::fs::read_dir(&frames_dir)
-        .with_context(|| format!("{} (write frames with --frames-from)", frames_dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rgb"))
-        .collect();
-    frames.sort();
-    anyhow::ensure!(
-        !frames.is_empty(),
-        "no frames in {} (write them with --frames-from)",
-        frames_dir.display()
-    );
-    let elf = firmware::build("full_chain", model_dir, &[])?;
-    let log = firmware::run_qemu(&elf, std::time::Duration::from_secs(600))?;
-    let on_device = firmware::parse_chain(&log);
-    let per_frame = firmware::parse_frames(&log);
-
-    // the host mirror: predict --device-chain on each frame's pixels
-    let det = device::Int8Detector::load(&models_dir.join("blazeface-int8"))?;
-    let chain = device::ChainInfo::load(model_dir)?;
-    let (info, bytes) = predict::read_classifier(model_dir)?;
-    let classifier = predict::Classifier::new(&bytes, info)?;
-    let cfg = predict::Config {
-        threshold: chain.threshold,
-        min_face: 0.0,
-        min_probability: 0.0,
-    };
-    let tmp = tempfile::tempdir()?;
-    let (mut equal, mut total) = (0, 0);
-    for f in &frames {
-        let name = f
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let png = tmp.path().join(format!("{name}.png"));
-        device::read_frame(f)?.save(&png)?;
-        let host = predict::predict_device(&det, &chain, &classifier, &cfg, &png, None);
-        let dev: Vec<&firmware::ChainLine> = on_device.iter().filter(|l| l.frame == name).collect();
-        let logged = per_frame.iter().find(|p| p.0 == name).map(|p| p.1);
-        total += host.faces.len().max(dev.len()).max(1);
-        if logged != Some(host.faces.len()) || dev.len() != host.faces.len() {
-            out(&format!(
-                "{name}: the host finds {} faces, the device {:?}",
-                host.faces.len(),
-                logged
-            ));
-            continue;
-        }
-        if host.faces.is_empty() {
-            equal += 1;
-        }
-        for (h, d) in host.faces.iter().zip(&dev) {
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            let hk: Vec<f32> = h.keypoints.iter().flatten().flatten().copied().collect();
-            let dk: Vec<f32> = d.keypoints.iter().flatten().copied().collect();
-            let same = bits(&h.bbox) == bits(&d.bbox)
-                && h.score.to_bits() == d.score.to_bits()
-                && bits(&hk) == bits(&dk)
-                && h.logits.as_deref() == Some(&d.logits[..])
-                && h.label.as_deref() == Some(d.label.as_str());
-            out(&format!(
-                "{name} face {}: box {:?} score {} label {} logits {:?}: {}",
-                d.face,
-                d.bbox,
-                d.score,
-                d.label,
-                d.logits,
-                if same {
-                    "equal to the host"
-                } else {
-                    "DIFFERS from the host"
-                }
-            ));
-            equal += same as usize;
-        }
+    let c = facegender::device_parity::check_chain(model_dir, models_dir)?;
+    for l in &c.lines {
+        out(l);
     }
-    let mean = |v: Vec<u64>| v.iter().sum::<u64>() / v.len().max(1) as u64;
-    let dt = mean(per_frame.iter().map(|p| p.2).collect());
-    let (al, cl) = (
-        mean(on_device.iter().map(|l| l.align_instructions).collect()),
-        mean(on_device.iter().map(|l| l.classify_instructions).collect()),
-    );
     out(&format!(
-        "instructions per stage (QEMU -icount): detect {dt} (letterbox, detector, decoding, NMS), align {al} and classify {cl} per face; one frame with one face {}",
-        dt + al + cl
+        "instructions per stage (QEMU -icount): detect {} (letterbox, detector, decoding, NMS), align {} and classify {} per face; one frame with one face {}",
+        c.detect_instructions,
+        c.align_instructions,
+        c.classify_instructions,
+        c.instructions_per_frame()
     ));
-    let s = firmware::sizes(&elf)?;
-    let stack = firmware::parse_stack(&log).unwrap_or(0) as u64;
     out(&format!(
         "size: flash {} bytes (.text {} + .rodata {}), RAM {} bytes (.bss {} + .data {} + stack {})",
-        s.flash(),
-        s.text,
-        s.rodata,
-        s.static_ram() + stack,
-        s.bss,
-        s.data,
-        stack
+        c.flash_bytes(),
+        c.sizes.text,
+        c.sizes.rodata,
+        c.ram_bytes(),
+        c.sizes.bss,
+        c.sizes.data,
+        c.stack_bytes
     ));
     out(&format!(
-        "{equal}/{total} faces equal to predict --device-chain (box, score, keypoints, int8 logits, label)"
+        "{}/{} faces equal to predict --device-chain (box, score, keypoints, int8 logits, label)",
+        c.equal, c.total
     ));
-    anyhow::ensure!(equal == total, "the firmware and the host disagree");
+    anyhow::ensure!(c.equal == c.total, "the firmware and the host disagree");
     Ok(())
 }
 
@@ -995,15 +934,7 @@ fn eval_chain_cmd(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let label_of = |r: &predict::ImageResult| -> Option<String> {
-        r.faces
-            .iter()
-            .max_by(|x, y| {
-                ((x.bbox[2] - x.bbox[0]) * (x.bbox[3] - x.bbox[1]))
-                    .total_cmp(&((y.bbox[2] - y.bbox[0]) * (y.bbox[3] - y.bbox[1])))
-            })
-            .and_then(|f| f.label.clone())
-    };
+    let label_of = |r: &predict::ImageResult| predict::main_label(r).map(str::to_string);
     let per: Vec<(Option<String>, Option<String>, String)> = items
         .par_iter()
         .map(|it| {

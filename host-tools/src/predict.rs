@@ -202,6 +202,22 @@ fn classify_face(
 
 /// Writes the photo with boxes, landmarks and labels drawn on it to `dir/<name>.png`.
 pub fn annotate_image(img: &RgbImage, r: &ImageResult, dir: &Path) -> anyhow::Result<PathBuf> {
+    let out = draw(img, r)?;
+    let name = r
+        .image
+        .file_stem()
+        .map_or("image".into(), |s| s.to_string_lossy().into_owned());
+    let path = dir.join(format!("{name}.png"));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(out)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    crate::fsutil::write_replace(&path, &png)?;
+    Ok(path)
+}
+
+/// The photo with each face's box, landmarks (or keypoints) and label drawn on it: magenta for
+/// female, blue for male, grey for faces without a label.
+pub fn draw(img: &RgbImage, r: &ImageResult) -> anyhow::Result<RgbImage> {
     use plotters::prelude::*;
     let (w, h) = img.dimensions();
     let mut buf = img.as_raw().clone();
@@ -232,24 +248,26 @@ pub fn annotate_image(img: &RgbImage, r: &ImageResult, dir: &Path) -> anyhow::Re
             let y = (b[1] - font - 4).max(0);
             root.draw(&Text::new(
                 text,
-                (b[0], y),
+                (b[0].max(0), y),
                 ("sans-serif", font).into_font().color(&color),
             ))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
         root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
-    let out = RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow::anyhow!("buffer size"))?;
-    let name = r
-        .image
-        .file_stem()
-        .map_or("image".into(), |s| s.to_string_lossy().into_owned());
-    let path = dir.join(format!("{name}.png"));
-    let mut png = Vec::new();
-    image::DynamicImage::ImageRgb8(out)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-    crate::fsutil::write_replace(&path, &png)?;
-    Ok(path)
+    RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow::anyhow!("buffer size"))
+}
+
+/// The photo's largest face (by box area): the one `eval-chain` and the demo score against a
+/// photo's label, as a FairFace-style photo holds one labelled person.
+pub fn main_face(r: &ImageResult) -> Option<&FaceResult> {
+    let area = |f: &FaceResult| (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]);
+    r.faces.iter().max_by(|x, y| area(x).total_cmp(&area(y)))
+}
+
+/// The label of [`main_face`]: `None` when no face was found or it has no label.
+pub fn main_label(r: &ImageResult) -> Option<&str> {
+    main_face(r).and_then(|f| f.label.as_deref())
 }
 
 /// Every image named on the command line (folders searched recursively), in order.

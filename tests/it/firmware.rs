@@ -14,7 +14,8 @@ fn firmware_in_qemu_equals_the_host_and_fits_the_budget() {
     // QEMU and defmt-print must be there: a missing tool fails the test, it does not skip it
     firmware::check_tools().expect("scripts/setup installs qemu-system-arm and defmt-print");
     let model = root().join("models/gender");
-    let (ok, total, instructions, log) = facegender::demo::firmware_check(&model).unwrap();
+    let c = facegender::device_parity::check_crops(&model).unwrap();
+    let (ok, total, instructions, log) = (c.equal, c.total, c.instructions, c.log);
     assert!(total >= 4, "only {total} crops in the log:\n{log}");
     assert_eq!(ok, total, "firmware and host disagree:\n{log}");
     assert!(

@@ -1,0 +1,235 @@
+//! The firmware in QEMU against the host, bit for bit: the classifier on the embedded crops
+//! (`facegender firmware`) and the whole device chain on the embedded frames
+//! (`facegender firmware --chain`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use facegender_core::nn::Model;
+use serde::Serialize;
+
+use crate::{device, eval, export, firmware, predict};
+
+/// What the classifier firmware gave on its embedded crops, against the core on the host.
+#[derive(Clone, Debug, Serialize)]
+pub struct CropCheck {
+    /// Crops whose label and int8 logits equal the host's.
+    pub equal: usize,
+    pub total: usize,
+    /// Instructions for one inference (QEMU `-icount`).
+    pub instructions: Option<u64>,
+    #[serde(skip)]
+    pub log: String,
+}
+
+/// Builds the classifier firmware for `model_dir`, boots it in QEMU, and compares every crop's
+/// label and int8 logits with the core on the host.
+pub fn check_crops(model_dir: &Path) -> anyhow::Result<CropCheck> {
+    let elf = firmware::build("classify", model_dir, &[])?;
+    let log = firmware::run_qemu(&elf, Duration::from_secs(300))?;
+    let lines = firmware::parse_crops(&log);
+    let bytes = crate::models::read(&model_dir.join(export::CORE_MODEL))?;
+    let model = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let info = eval::export_info(model_dir)?;
+    let mut arena = vec![0u8; model.arena_len()];
+    let mut equal = 0;
+    for l in &lines {
+        let raw = std::fs::read(
+            model_dir
+                .join("firmware-crops")
+                .join(format!("{}.rgb", l.crop)),
+        )?;
+        let input: Vec<i8> = raw.iter().map(|&p| (p as i16 - 128) as i8).collect();
+        let out = model
+            .run(&mut arena, &input)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let host = out.get(0).context("no output")?;
+        let best = (0..host.len()).fold(0, |b, k| if host[k] > host[b] { k } else { b });
+        if host == &l.logits[..] && info.classes.get(best) == Some(&l.label) {
+            equal += 1;
+        }
+    }
+    Ok(CropCheck {
+        equal,
+        total: lines.len(),
+        instructions: lines.first().map(|l| l.instructions),
+        log,
+    })
+}
+
+/// Writes raw `side x side x 3` crops for the firmware build, `n` per class, from `split`.
+pub fn write_firmware_crops(
+    split_dir: &Path,
+    dest: &Path,
+    side: u32,
+    n: usize,
+) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dest)?;
+    for old in std::fs::read_dir(dest)?.flatten() {
+        if old.path().extension().is_some_and(|e| e == "rgb") {
+            std::fs::remove_file(old.path())?;
+        }
+    }
+    let items = crate::dataset::list(split_dir)?;
+    let mut written = Vec::new();
+    let mut per_class = std::collections::BTreeMap::<String, usize>::new();
+    for it in items {
+        let c = per_class.entry(it.class.clone()).or_insert(0);
+        if *c >= n {
+            continue;
+        }
+        let img = crate::decode::decode_file(&it.path, &Default::default())?;
+        let img = if img.dimensions() == (side, side) {
+            img
+        } else {
+            image::imageops::resize(&img, side, side, image::imageops::FilterType::Triangle)
+        };
+        let stem = Path::new(&it.rel)
+            .file_stem()
+            .map_or("crop".into(), |s| s.to_string_lossy().into_owned());
+        let path = dest.join(format!("{:02}-{}-{stem}.rgb", written.len(), it.class));
+        crate::fsutil::write_replace(&path, img.as_raw())?;
+        written.push(path);
+        *c += 1;
+    }
+    Ok(written)
+}
+
+/// What the `full_chain` firmware gave on its embedded frames, against `predict --device-chain`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChainCheck {
+    pub frames: usize,
+    /// Faces whose box, score, keypoints, int8 logits and label equal the host's bit for bit (a
+    /// frame where both find no face counts as one).
+    pub equal: usize,
+    pub total: usize,
+    /// Instructions (QEMU `-icount`): detection per frame (letterbox, detector, decoding, NMS),
+    /// alignment and classification per face, averaged over frames and faces.
+    pub detect_instructions: u64,
+    pub align_instructions: u64,
+    pub classify_instructions: u64,
+    /// Section sizes of the ELF, and the stack high-water mark the firmware logged.
+    pub sizes: firmware::Sizes,
+    pub stack_bytes: u64,
+    /// One line per face (or per frame whose face counts differ), for the terminal.
+    #[serde(skip)]
+    pub lines: Vec<String>,
+}
+
+impl ChainCheck {
+    /// Instructions for one frame with one face.
+    pub fn instructions_per_frame(&self) -> u64 {
+        self.detect_instructions + self.align_instructions + self.classify_instructions
+    }
+
+    pub fn flash_bytes(&self) -> u64 {
+        self.sizes.flash()
+    }
+
+    /// Statics and the stack's high-water mark.
+    pub fn ram_bytes(&self) -> u64 {
+        self.sizes.static_ram() + self.stack_bytes
+    }
+}
+
+/// The `.rgb` frames embedded for `model_dir`'s chain firmware, sorted.
+pub fn frames(model_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = model_dir.join("firmware-frames");
+    let mut frames: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("{} (write frames with --frames-from)", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rgb"))
+        .collect();
+    frames.sort();
+    anyhow::ensure!(
+        !frames.is_empty(),
+        "no frames in {} (write them with --frames-from)",
+        dir.display()
+    );
+    Ok(frames)
+}
+
+/// Builds the `full_chain` firmware for `model_dir` (the int8 BlazeFace of
+/// `models_dir/blazeface-int8`), boots it in QEMU, and compares every face with the host mirror
+/// of the chain (`predict --device-chain`) on the same pixels.
+pub fn check_chain(model_dir: &Path, models_dir: &Path) -> anyhow::Result<ChainCheck> {
+    let frames = frames(model_dir)?;
+    let elf = firmware::build("full_chain", model_dir, &[])?;
+    let log = firmware::run_qemu(&elf, Duration::from_secs(600))?;
+    let on_device = firmware::parse_chain(&log);
+    let per_frame = firmware::parse_frames(&log);
+
+    let det = device::Int8Detector::load(&models_dir.join("blazeface-int8"))?;
+    let chain = device::ChainInfo::load(model_dir)?;
+    let (info, bytes) = predict::read_classifier(model_dir)?;
+    let classifier = predict::Classifier::new(&bytes, info)?;
+    let cfg = predict::Config {
+        threshold: chain.threshold,
+        min_face: 0.0,
+        min_probability: 0.0,
+    };
+    let tmp = tempfile::tempdir()?;
+    let (mut equal, mut total, mut lines) = (0, 0, Vec::new());
+    for f in &frames {
+        let name = f
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let png = tmp.path().join(format!("{name}.png"));
+        device::read_frame(f)?.save(&png)?;
+        let host = predict::predict_device(&det, &chain, &classifier, &cfg, &png, None);
+        let dev: Vec<&firmware::ChainLine> = on_device.iter().filter(|l| l.frame == name).collect();
+        let logged = per_frame.iter().find(|p| p.0 == name).map(|p| p.1);
+        total += host.faces.len().max(dev.len()).max(1);
+        if logged != Some(host.faces.len()) || dev.len() != host.faces.len() {
+            lines.push(format!(
+                "{name}: the host finds {} faces, the device {:?}",
+                host.faces.len(),
+                logged
+            ));
+            continue;
+        }
+        if host.faces.is_empty() {
+            equal += 1;
+        }
+        for (h, d) in host.faces.iter().zip(&dev) {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let hk: Vec<f32> = h.keypoints.iter().flatten().flatten().copied().collect();
+            let dk: Vec<f32> = d.keypoints.iter().flatten().copied().collect();
+            let same = bits(&h.bbox) == bits(&d.bbox)
+                && h.score.to_bits() == d.score.to_bits()
+                && bits(&hk) == bits(&dk)
+                && h.logits.as_deref() == Some(&d.logits[..])
+                && h.label.as_deref() == Some(d.label.as_str());
+            lines.push(format!(
+                "{name} face {}: box {:?} score {} label {} logits {:?}: {}",
+                d.face,
+                d.bbox,
+                d.score,
+                d.label,
+                d.logits,
+                if same {
+                    "equal to the host"
+                } else {
+                    "DIFFERS from the host"
+                }
+            ));
+            equal += same as usize;
+        }
+    }
+    let mean = |v: Vec<u64>| v.iter().sum::<u64>() / v.len().max(1) as u64;
+    Ok(ChainCheck {
+        frames: frames.len(),
+        equal,
+        total,
+        detect_instructions: mean(per_frame.iter().map(|p| p.2).collect()),
+        align_instructions: mean(on_device.iter().map(|l| l.align_instructions).collect()),
+        classify_instructions: mean(on_device.iter().map(|l| l.classify_instructions).collect()),
+        sizes: firmware::sizes(&elf)?,
+        stack_bytes: firmware::parse_stack(&log).unwrap_or(0) as u64,
+        lines,
+    })
+}
