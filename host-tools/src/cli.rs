@@ -397,7 +397,7 @@ pub struct DemoArgs {
     /// Skip the scenes.
     #[arg(long)]
     pub no_scenes: bool,
-    /// Where every artifact goes (replaced if it exists).
+    /// Where every artifact goes (an earlier demo there is replaced; any other folder is refused).
     #[arg(long, default_value = "out/demo")]
     pub workdir: PathBuf,
 }

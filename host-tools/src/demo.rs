@@ -249,11 +249,7 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<(DemoReport, String)> {
         "{} is missing: the demo fine-tunes from the shipped float weights (scripts/train-shipped writes them)",
         weights.display()
     );
-    if workdir.exists() {
-        std::fs::remove_dir_all(workdir)
-            .with_context(|| format!("clearing {}", workdir.display()))?;
-    }
-    std::fs::create_dir_all(workdir)?;
+    clear_workdir(workdir)?;
 
     // 1. the shipped model through predict
     let t = Instant::now();
@@ -427,6 +423,33 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<(DemoReport, String)> {
         &serde_json::to_vec_pretty(&report)?,
     )?;
     Ok((report, log))
+}
+
+/// Marks a folder the demo made, so that a later demo may replace it.
+const MARKER: &str = ".facegender-demo";
+
+/// Empties `workdir` for a new demo: a missing or empty folder, or one an earlier demo made (it
+/// holds [`MARKER`]); any other folder is refused, never deleted.
+fn clear_workdir(workdir: &Path) -> anyhow::Result<()> {
+    if workdir.exists() {
+        let empty = std::fs::read_dir(workdir)
+            .with_context(|| format!("reading {}", workdir.display()))?
+            .next()
+            .is_none();
+        anyhow::ensure!(
+            empty || workdir.join(MARKER).is_file(),
+            "{} is not empty and was not made by the demo: give a new --workdir (nothing was deleted)",
+            workdir.display()
+        );
+        std::fs::remove_dir_all(workdir)
+            .with_context(|| format!("clearing {}", workdir.display()))?;
+    }
+    std::fs::create_dir_all(workdir).with_context(|| format!("creating {}", workdir.display()))?;
+    std::fs::write(
+        workdir.join(MARKER),
+        b"made by facegender demo; replaced by the next demo\n",
+    )?;
+    Ok(())
 }
 
 fn millions(n: u64) -> String {
@@ -762,6 +785,23 @@ mod tests {
             keypoints: None,
             landmarks: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_demo_replaces_only_folders_it_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("photos");
+        std::fs::create_dir_all(&user).unwrap();
+        std::fs::write(user.join("keep.jpg"), b"x").unwrap();
+        let e = clear_workdir(&user).unwrap_err().to_string();
+        assert!(e.contains("not made by the demo"), "{e}");
+        assert!(user.join("keep.jpg").is_file());
+
+        let demo = dir.path().join("demo");
+        clear_workdir(&demo).unwrap();
+        std::fs::write(demo.join("old.json"), b"{}").unwrap();
+        clear_workdir(&demo).unwrap();
+        assert!(!demo.join("old.json").exists() && demo.join(MARKER).is_file());
     }
 
     #[test]
