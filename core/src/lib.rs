@@ -13,9 +13,11 @@
 //! - [`quant`]: requantisation arithmetic shared by the kernels and the exporter.
 //!
 //! Features: `std` (model writer), `tract` (ONNX twin of a model run by tract, host only),
-//! `defmt` (`defmt::Format` on public types).
+//! `defmt` (`defmt::Format` on public types), `dsp` (Cortex-M4/M7 convolution kernels on the
+//! DSP extension's `SMLAD`, in inline assembly; ARMv7E-M targets only).
 #![no_std]
-#![forbid(unsafe_code)]
+// The one exception, with a proof per block: `nn::kernels::dsp` (feature `dsp`, ARM only).
+#![deny(unsafe_code)]
 
 #[cfg(any(feature = "std", test))]
 extern crate std;

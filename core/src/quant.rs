@@ -114,6 +114,81 @@ impl Requant {
     }
 }
 
+/// Results of at least this magnitude saturate every int8 output, whatever its zero point.
+pub const NARROW_LIMIT: i32 = 1 << 10;
+
+impl Requant {
+    /// [`Requant::apply`] for an int8 output, cheaper: equal to it whenever that is below
+    /// [`NARROW_LIMIT`] in magnitude, otherwise `±NARROW_LIMIT` with its sign, so that adding
+    /// any zero point and saturating to int8 gives the same byte. Once the product's length is
+    /// known, a result that large is decided without rounding, and a small one needs one 64-bit
+    /// rounding (the f32 product) and one 32-bit rounding (the power of two).
+    #[inline(always)]
+    pub fn apply_narrow(&self, acc: i32) -> i32 {
+        let a = acc.unsigned_abs();
+        if self.mantissa == 0 || a == 0 {
+            return 0;
+        }
+        if a >= 1 << 24 {
+            // |acc| is rounded to f32 first: rare, take the general path
+            return narrow(self.apply(acc));
+        }
+        let p = a as u64 * self.mantissa as u64; // exact, < 2^48, >= 2^23
+        let len = 64 - p.leading_zeros() as i32;
+        // p * 2^exponent >= 2^(len - 1 + exponent), and rounding keeps it there
+        if self.exponent >= 0 || len - 1 + self.exponent >= 10 {
+            return if acc < 0 { -NARROW_LIMIT } else { NARROW_LIMIT };
+        }
+        // the f32 product keeps 24 significant bits: drop `d` bits, then `s` more (s >= 14)
+        let d = (len - 24).max(0);
+        let q = shift_right_ties_even(p, d as u32) as u32; // <= 2^24
+        let r = shift_right_ties_even_u32(q, (-self.exponent - d) as u32) as i32;
+        if acc < 0 { -r } else { r }
+    }
+
+    /// [`Requant::apply_exact`] for an int8 output, as [`Requant::apply_narrow`] is for
+    /// [`Requant::apply`].
+    #[inline(always)]
+    pub fn apply_exact_narrow(&self, acc: i32) -> i32 {
+        let a = acc.unsigned_abs();
+        if self.mantissa == 0 || a == 0 {
+            return 0;
+        }
+        let p = a as u64 * self.mantissa as u64;
+        let len = 64 - p.leading_zeros() as i32;
+        if self.exponent >= 0 || len - 1 + self.exponent >= 10 {
+            return if acc < 0 { -NARROW_LIMIT } else { NARROW_LIMIT };
+        }
+        let r = shift_right_ties_even(p, (-self.exponent) as u32) as i32;
+        if acc < 0 { -r } else { r }
+    }
+}
+
+/// `v` clamped to `±NARROW_LIMIT`.
+fn narrow(v: i32) -> i32 {
+    v.clamp(-NARROW_LIMIT, NARROW_LIMIT)
+}
+
+/// `round_ties_even(x / 2^shift)` for 32-bit `x`.
+#[inline]
+fn shift_right_ties_even_u32(x: u32, shift: u32) -> u32 {
+    if shift == 0 {
+        return x;
+    }
+    if shift >= 32 {
+        // x < 2^32 <= 2^shift: below one half unless shift == 32 and x > 2^31
+        return (shift == 32 && x > 1 << 31) as u32;
+    }
+    let q = x >> shift;
+    let rem = x & ((1u32 << shift) - 1);
+    let half = 1u32 << (shift - 1);
+    if rem > half || (rem == half && q & 1 == 1) {
+        q + 1
+    } else {
+        q
+    }
+}
+
 /// `x` rounded to `bits` significant bits, ties to even (the value, not the mantissa).
 fn round_to_significant_bits(x: u64, bits: u32) -> u64 {
     let len = 64 - x.leading_zeros();
@@ -274,6 +349,40 @@ mod tests {
             let want = want.min(i32::MAX as i128) as i32;
             let want = if acc < 0 { -want } else { want };
             prop_assert_eq!(r.apply_exact(acc), want);
+        }
+
+        #[test]
+        fn narrow_rules_equal_the_full_ones_for_every_int8_output(
+            acc in any::<i32>(), m in 1.0e-9f32..4.0f32, small in any::<bool>(), zp in any::<i8>(),
+        ) {
+            // half the cases near the int8 range, where the answers differ most
+            let m = if small { m * 1.0e-3 } else { m };
+            let r = Requant::from_f32(m).unwrap();
+            for (narrow, full) in [
+                (r.apply_narrow(acc), r.apply(acc)),
+                (r.apply_exact_narrow(acc), r.apply_exact(acc)),
+            ] {
+                if full.abs() < NARROW_LIMIT {
+                    prop_assert_eq!(narrow, full);
+                } else {
+                    prop_assert_eq!(narrow, NARROW_LIMIT * full.signum());
+                }
+                let byte = |v: i32| saturate_i8(v.saturating_add(zp as i32));
+                prop_assert_eq!(byte(narrow), byte(full));
+            }
+        }
+
+        #[test]
+        fn narrow_rules_equal_the_full_ones_near_ties(acc in -70_000i32..70_000, k in 1u32..4096, e in 1u32..24) {
+            let r = Requant::from_f32(k as f32 / (1u32 << e) as f32).unwrap();
+            let full = r.apply(acc);
+            if full.abs() < NARROW_LIMIT {
+                prop_assert_eq!(r.apply_narrow(acc), full);
+            }
+            let full = r.apply_exact(acc);
+            if full.abs() < NARROW_LIMIT {
+                prop_assert_eq!(r.apply_exact_narrow(acc), full);
+            }
         }
 
         #[test]

@@ -109,6 +109,43 @@ impl Peek for SYST {
     }
 }
 
+/// Layers timed one by one (the shipped classifier has 14, BlazeFace 53).
+pub const MAX_LAYERS: usize = 96;
+
+/// Runs `net` once more on `input`, timing each layer, and logs per layer
+/// `model=.. layer=.. op=.. macs=.. instructions=..` (the host prints them as a table).
+pub fn log_layers(
+    name: &str,
+    net: &facegender_core::nn::Model<'_>,
+    arena: &mut [u8],
+    input: &[i8],
+    clock: &Clock,
+) {
+    let mut stamps = [0u64; MAX_LAYERS];
+    let t0 = clock.ticks();
+    if let Err(e) = net.run_observed(arena, input, |i| {
+        if let Some(s) = stamps.get_mut(i as usize) {
+            *s = clock.ticks();
+        }
+    }) {
+        defmt::error!("inference failed: {}", e);
+        exit(false)
+    }
+    let mut prev = t0;
+    for i in 0..net.layer_count().min(MAX_LAYERS as u16) {
+        let t = stamps[i as usize];
+        defmt::info!(
+            "model={=str} layer={=u16} op={} macs={=u64} instructions={=u64}",
+            name,
+            i,
+            net.layer(i).kind(),
+            net.layer_macs(i),
+            qemu_instructions(t - prev)
+        );
+        prev = t;
+    }
+}
+
 /// Instructions executed in `ticks` under QEMU `-icount shift=7`.
 pub fn qemu_instructions(ticks: u64) -> u64 {
     ticks * 40 / 128

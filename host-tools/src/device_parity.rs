@@ -19,6 +19,8 @@ pub struct CropCheck {
     pub total: usize,
     /// Instructions for one inference (QEMU `-icount`).
     pub instructions: Option<u64>,
+    /// Each layer's MACs and instructions, on the last crop.
+    pub layers: Vec<firmware::LayerLine>,
     #[serde(skip)]
     pub log: String,
 }
@@ -54,6 +56,7 @@ pub fn check_crops(model_dir: &Path) -> anyhow::Result<CropCheck> {
         equal,
         total: lines.len(),
         instructions: lines.first().map(|l| l.instructions),
+        layers: firmware::parse_layers(&log),
         log,
     })
 }
@@ -96,6 +99,12 @@ pub fn write_firmware_crops(
     Ok(written)
 }
 
+/// Instructions per MAC over `layers` (`None` without MACs).
+pub fn per_mac<'a>(layers: impl Iterator<Item = &'a firmware::LayerLine>) -> Option<f64> {
+    let (m, i) = layers.fold((0u64, 0u64), |(m, i), l| (m + l.macs, i + l.instructions));
+    (m > 0).then(|| i as f64 / m as f64)
+}
+
 /// What the `full_chain` firmware gave on its embedded frames, against `predict --device-chain`.
 #[derive(Clone, Debug, Serialize)]
 pub struct ChainCheck {
@@ -109,6 +118,9 @@ pub struct ChainCheck {
     pub detect_instructions: u64,
     pub align_instructions: u64,
     pub classify_instructions: u64,
+    /// Each layer's MACs and instructions, per model (`detector`, `classifier`), on the last
+    /// frame.
+    pub layers: Vec<firmware::LayerLine>,
     /// Section sizes of the ELF, and the stack high-water mark the firmware logged.
     pub sizes: firmware::Sizes,
     pub stack_bytes: u64,
@@ -121,6 +133,11 @@ impl ChainCheck {
     /// Instructions for one frame with one face.
     pub fn instructions_per_frame(&self) -> u64 {
         self.detect_instructions + self.align_instructions + self.classify_instructions
+    }
+
+    /// Instructions per MAC of one model (`detector` or `classifier`), over its layers.
+    pub fn per_mac(&self, model: &str) -> Option<f64> {
+        per_mac(self.layers.iter().filter(|l| l.model == model))
     }
 
     pub fn flash_bytes(&self) -> u64 {
@@ -228,6 +245,7 @@ pub fn check_chain(model_dir: &Path, models_dir: &Path) -> anyhow::Result<ChainC
         detect_instructions: mean(per_frame.iter().map(|p| p.2).collect()),
         align_instructions: mean(on_device.iter().map(|l| l.align_instructions).collect()),
         classify_instructions: mean(on_device.iter().map(|l| l.classify_instructions).collect()),
+        layers: firmware::parse_layers(&log),
         sizes: firmware::sizes(&elf)?,
         stack_bytes: firmware::parse_stack(&log).unwrap_or(0) as u64,
         lines,

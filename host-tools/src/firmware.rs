@@ -203,6 +203,66 @@ pub fn parse_crops(log: &str) -> Vec<CropLine> {
         .collect()
 }
 
+/// One layer's cost, as the firmware logs it (`layer=.. op=.. macs=.. instructions=..`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerLine {
+    /// The model the line belongs to, when the log names it (`model=`), else empty.
+    pub model: String,
+    pub layer: u16,
+    pub op: String,
+    pub macs: u64,
+    pub instructions: u64,
+}
+
+/// The per-layer lines of a log.
+pub fn parse_layers(log: &str) -> Vec<LayerLine> {
+    log.lines()
+        .filter(|l| l.contains(" layer=") && l.contains(" macs="))
+        .filter_map(|l| {
+            Some(LayerLine {
+                model: field(l, "model").unwrap_or("").to_string(),
+                layer: field(l, "layer")?.parse().ok()?,
+                op: field(l, "op")?.to_string(),
+                macs: field(l, "macs")?.parse().ok()?,
+                instructions: field(l, "instructions")?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// A per-layer table: MACs, instructions and instructions per MAC, then the total.
+pub fn layer_table(layers: &[LayerLine]) -> String {
+    let mut out = String::from("layer  op                 MACs   instructions  per MAC\n");
+    let per = |i: u64, m: u64| {
+        if m == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.2}", i as f64 / m as f64)
+        }
+    };
+    for l in layers {
+        out.push_str(&format!(
+            "{:>5}  {:<16} {:>9} {:>14} {:>8}\n",
+            l.layer,
+            l.op,
+            l.macs,
+            l.instructions,
+            per(l.instructions, l.macs)
+        ));
+    }
+    let (m, i) = layers
+        .iter()
+        .fold((0, 0), |(m, i), l| (m + l.macs, i + l.instructions));
+    out.push_str(&format!(
+        "total  {:<16} {:>9} {:>14} {:>8}",
+        "",
+        m,
+        i,
+        per(i, m)
+    ));
+    out
+}
+
 /// The stack high-water mark the firmware logs, in bytes.
 pub fn parse_stack(log: &str) -> Option<usize> {
     let l = log.lines().find(|l| l.contains("stack high-water mark"))?;

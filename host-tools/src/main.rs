@@ -720,16 +720,22 @@ fn firmware_cmd(a: FirmwareArgs, models_dir: &std::path::Path) -> anyhow::Result
         ));
     }
     let check = facegender::device_parity::check_crops(&model_dir)?;
-    let (ok, total, instructions, log) = (check.equal, check.total, check.instructions, check.log);
+    let (ok, total, instructions, log) = (check.equal, check.total, check.instructions, &check.log);
     for l in log
         .lines()
         .filter(|l| l.contains("crop=") || l.contains("model:") || l.contains("stack"))
     {
         out(l.trim());
     }
+    if !check.layers.is_empty() {
+        out(&format!(
+            "classifier per layer (QEMU -icount, last crop):\n{}",
+            firmware::layer_table(&check.layers)
+        ));
+    }
     let elf = firmware::firmware_dir().join("target/thumbv7em-none-eabihf/release/classify");
     let s = firmware::sizes(&elf)?;
-    let stack = firmware::parse_stack(&log).unwrap_or(0) as u64;
+    let stack = firmware::parse_stack(log).unwrap_or(0) as u64;
     out(&format!(
         "{ok}/{total} crops equal to the host (label and int8 logits); {} instructions per inference (QEMU -icount)",
         instructions.unwrap_or(0)
@@ -772,6 +778,20 @@ fn firmware_chain(
     let c = facegender::device_parity::check_chain(model_dir, models_dir)?;
     for l in &c.lines {
         out(l);
+    }
+    for model in ["detector", "classifier"] {
+        let layers: Vec<_> = c
+            .layers
+            .iter()
+            .filter(|l| l.model == model)
+            .cloned()
+            .collect();
+        if !layers.is_empty() {
+            out(&format!(
+                "{model} per layer (QEMU -icount, last frame):\n{}",
+                facegender::firmware::layer_table(&layers)
+            ));
+        }
     }
     out(&format!(
         "instructions per stage (QEMU -icount): detect {} (letterbox, detector, decoding, NMS), align {} and classify {} per face; one frame with one face {}",

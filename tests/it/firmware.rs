@@ -164,3 +164,24 @@ fn full_chain_in_qemu_equals_predict_device_chain_and_fits_the_budget() {
         s.static_ram()
     );
 }
+
+/// The kernels the firmware runs (the `SMLAD` assembly among them) equal the scalar reference on
+/// the emulated Cortex-M, over fixed awkward shapes and 400 random ones.
+#[test]
+fn the_kernel_tests_pass_on_the_emulated_cortex_m() {
+    firmware::check_tools().expect("scripts/setup installs qemu-system-arm and defmt-print");
+    let elf = firmware::build("kernel_tests", &root().join("models/gender"), &[]).unwrap();
+    let log = firmware::run_qemu(&elf, std::time::Duration::from_secs(600)).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("kernel tests:"))
+        .unwrap_or_else(|| panic!("no summary in the log:\n{log}"));
+    assert!(line.contains(", 0 differ from the reference"), "{log}");
+    let cases: u32 = line
+        .split("kernel tests: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(cases >= 1600, "{line}");
+}

@@ -3,8 +3,8 @@
 //! - [`format`]: bytes in, a validated [`Model`] out (every length, offset and shape checked once).
 //! - [`model`]: the model description ([`Model`], [`Layer`]) and [`Model::run`], which walks the
 //!   layers over a caller-provided arena following the buffer plan stored in the file.
-//! - [`kernels`]: pure functions over slices, a plain [`kernels::Reference`] and a faster
-//!   [`kernels::Fast`] that is tested against it.
+//! - [`kernels`]: pure functions over slices, a plain [`kernels::Reference`] and the faster
+//!   [`kernels::Fast`] and [`kernels::DualMac`] that are tested against it.
 //! - `write` (feature `std`): builds model files, including the buffer plan.
 //! - `onnx` (feature `tract`): the same model as an ONNX graph of QLinearConv / QDQ ops, run by
 //!   tract, for parity tests and host inference.

@@ -4,7 +4,7 @@ use core::ops::Range;
 
 use super::format::{self, FormatError, Header, LayerRecord, Sections};
 use super::kernels::{
-    AddArgs, AvgPoolArgs, ChannelParams, ConvArgs, Fast, Kernels, PadArgs, PoolArgs,
+    AddArgs, AvgPoolArgs, ChannelParams, ConvArgs, Inference, Kernels, PadArgs, PoolArgs,
 };
 use super::{Clamp, OpKind, QParams, Rounding, Shape, Window};
 
@@ -317,31 +317,28 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// Multiply-accumulates per inference (conv-like layers and pools), for reports.
+    /// Multiply-accumulates per inference (conv-like layers, and pool taps and adds), for reports.
     pub fn macs(&self) -> u64 {
-        (0..self.layer_count())
-            .map(|i| {
-                let l = self.layer(i);
-                let out = self.tensor(l.output()).shape;
-                match l {
-                    Layer::Conv2d(c) => {
-                        let i = self.tensor(c.input).shape;
-                        out.len() as u64 * (c.window.kh as u64 * c.window.kw as u64 * i.c as u64)
-                    }
-                    Layer::DepthwiseConv2d(c) => {
-                        out.len() as u64 * c.window.kh as u64 * c.window.kw as u64
-                    }
-                    Layer::FullyConnected(c) => {
-                        out.len() as u64 * self.tensor(c.input).shape.len() as u64
-                    }
-                    Layer::MaxPool(p) | Layer::AvgPool(p) => {
-                        out.len() as u64 * p.window.kh as u64 * p.window.kw as u64
-                    }
-                    Layer::Add(_) => out.len() as u64,
-                    Layer::PadChannels(_) => 0,
-                }
-            })
-            .sum()
+        (0..self.layer_count()).map(|i| self.layer_macs(i)).sum()
+    }
+
+    /// Multiply-accumulates of layer `i` as [`Model::macs`] counts them.
+    pub fn layer_macs(&self, i: u16) -> u64 {
+        let l = self.layer(i);
+        let out = self.tensor(l.output()).shape;
+        match l {
+            Layer::Conv2d(c) => {
+                let i = self.tensor(c.input).shape;
+                out.len() as u64 * (c.window.kh as u64 * c.window.kw as u64 * i.c as u64)
+            }
+            Layer::DepthwiseConv2d(c) => out.len() as u64 * c.window.kh as u64 * c.window.kw as u64,
+            Layer::FullyConnected(c) => out.len() as u64 * self.tensor(c.input).shape.len() as u64,
+            Layer::MaxPool(p) | Layer::AvgPool(p) => {
+                out.len() as u64 * p.window.kh as u64 * p.window.kw as u64
+            }
+            Layer::Add(_) => out.len() as u64,
+            Layer::PadChannels(_) => 0,
+        }
     }
 
     /// Bytes of int8 weights (conv-like layers).
@@ -357,9 +354,20 @@ impl<'a> Model<'a> {
     }
 
     /// Runs the model on `input` (NHWC int8, quantised with [`Model::input`]'s parameters) using
-    /// `arena` for every activation, with the [`Fast`] kernels.
+    /// `arena` for every activation, with the [`Inference`] kernels.
     pub fn run<'b>(&self, arena: &'b mut [u8], input: &[i8]) -> Result<Outputs<'a, 'b>, RunError> {
-        self.run_with::<Fast>(arena, input)
+        self.run_with::<Inference>(arena, input)
+    }
+
+    /// As [`Model::run`], calling `after_layer(i)` as soon as layer `i` has run (the firmware
+    /// counts each layer's instructions with it).
+    pub fn run_observed<'b>(
+        &self,
+        arena: &'b mut [u8],
+        input: &[i8],
+        after_layer: impl FnMut(u16),
+    ) -> Result<Outputs<'a, 'b>, RunError> {
+        self.run_with_observer::<Inference>(arena, input, after_layer)
     }
 
     /// As [`Model::run`], with the kernels chosen by the caller (tests compare them).
@@ -367,6 +375,15 @@ impl<'a> Model<'a> {
         &self,
         arena: &'b mut [u8],
         input: &[i8],
+    ) -> Result<Outputs<'a, 'b>, RunError> {
+        self.run_with_observer::<K>(arena, input, |_| {})
+    }
+
+    fn run_with_observer<'b, K: Kernels>(
+        &self,
+        arena: &'b mut [u8],
+        input: &[i8],
+        mut after_layer: impl FnMut(u16),
     ) -> Result<Outputs<'a, 'b>, RunError> {
         let needed = self.arena_len();
         if arena.len() < needed {
@@ -386,6 +403,7 @@ impl<'a> Model<'a> {
         arena[inp.region()].copy_from_slice(bytemuck::cast_slice(input));
         for i in 0..self.layer_count() {
             self.run_layer::<K>(self.layer(i), arena);
+            after_layer(i);
         }
         Ok(Outputs {
             model: *self,

@@ -1,6 +1,7 @@
 //! Classifies the crops embedded at build time with the embedded int8 model and logs, per crop,
 //! the label, the int8 logits, the probability and the instruction count (SysTick under QEMU
-//! `-icount`; cycles on a real chip), then the stack high-water mark, and exits with status 0.
+//! `-icount`; cycles on a real chip), then each layer's MACs and instructions on the last crop,
+//! the stack high-water mark, and exits with status 0.
 #![no_std]
 #![no_main]
 
@@ -60,6 +61,8 @@ fn main() -> ! {
             fw::qemu_instructions(ticks)
         );
     }
+    // once more on the last crop, timing each layer
+    fw::log_layers("classifier", &net, arena, input, &clock);
     defmt::info!(
         "stack high-water mark: {=usize} bytes of {=usize}",
         fw::stack::high_water(),

@@ -2,7 +2,8 @@
 //! int8 BlazeFace, detect faces (anchor decoding and weighted NMS), align each face from its
 //! keypoints onto the template the classifier's crops were made with, and classify the crop.
 //! Logs per face the box, score, keypoints, int8 logits, label and probability, and per stage
-//! the instruction count (SysTick under QEMU `-icount`; cycles on a real chip). The host mirror
+//! the instruction count (SysTick under QEMU `-icount`; cycles on a real chip), then each
+//! model's instructions per layer on the last frame. The host mirror
 //! is `facegender predict --device-chain`, which makes exactly these core calls.
 #![no_std]
 #![no_main]
@@ -126,6 +127,9 @@ fn main() -> ! {
             );
         }
     }
+    // each model once more on the last frame's inputs, timing each layer
+    fw::log_layers("detector", &det, arena, det_in, &clock);
+    fw::log_layers("classifier", &net, arena, input, &clock);
     defmt::info!(
         "stack high-water mark: {=usize} bytes of {=usize}",
         fw::stack::high_water(),

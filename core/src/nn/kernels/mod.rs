@@ -1,18 +1,32 @@
 //! Kernels: pure functions over NHWC int8 slices. They never see the file format.
 //!
-//! [`Reference`] is the plain scalar definition of every operator; [`Fast`] is what inference
-//! uses and is tested against it over random shapes (see the tests below and
-//! `tests/kernels.rs`). Both assume arguments that [`crate::nn::Model`] has validated: slice
+//! [`Reference`] is the plain scalar definition of every operator; [`Fast`] (portable) and
+//! [`DualMac`] (convolutions as CMSIS-NN-style pixel pairs, in assembly on the Cortex-M) are
+//! what inference uses ([`Inference`]), tested against it over random shapes (the tests below,
+//! and the same cases in QEMU: `firmware/src/bin/kernel_tests.rs`). Both assume arguments that [`crate::nn::Model`] has validated: slice
 //! lengths match the shapes, windows fit, and fan-in is small enough that no i32 sum overflows.
 
 // Index loops mirror the tensor formulas and read better than iterator chains here.
 #![allow(clippy::needless_range_loop)]
 
+#[cfg(all(feature = "dsp", target_arch = "arm"))]
+mod dsp;
+mod dual;
 mod fast;
 mod reference;
 
+pub use dual::{DualMac, PAIR_CAPACITY, dot2_portable};
 pub use fast::Fast;
 pub use reference::Reference;
+
+/// The kernels [`crate::nn::Model::run`] uses: [`DualMac`] (convolutions on the DSP extension's
+/// dual multiply-accumulate) with the `dsp` feature on ARM, [`Fast`] elsewhere.
+#[cfg(all(feature = "dsp", target_arch = "arm"))]
+pub type Inference = DualMac;
+/// The kernels [`crate::nn::Model::run`] uses: [`DualMac`] (convolutions on the DSP extension's
+/// dual multiply-accumulate) with the `dsp` feature on ARM, [`Fast`] elsewhere.
+#[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+pub type Inference = Fast;
 
 use super::{Clamp, QParams, Rounding, Shape, Window};
 use crate::quant::Requant;
@@ -132,12 +146,31 @@ pub trait Kernels {
     fn pad_channels(args: &PadArgs, x: &[i8], y: &mut [i8]);
 }
 
-/// Accumulator to output: requantise, add the output zero point, clamp (saturate + activation).
+/// Accumulator to output, by the definition: requantise ([`Requant::apply`] or
+/// [`Requant::apply_exact`]), add the output zero point, clamp (saturate + activation).
 #[inline]
-pub(crate) fn finish(acc: i32, requant: Requant, rounding: Rounding, y_zp: i8, clamp: Clamp) -> i8 {
+pub(crate) fn finish_reference(
+    acc: i32,
+    requant: Requant,
+    rounding: Rounding,
+    y_zp: i8,
+    clamp: Clamp,
+) -> i8 {
     let scaled = match rounding {
         Rounding::F32Product => requant.apply(acc),
         Rounding::Exact => requant.apply_exact(acc),
+    };
+    let v = scaled.saturating_add(y_zp as i32);
+    v.clamp(clamp.min as i32, clamp.max as i32) as i8
+}
+
+/// [`finish_reference`] for the fast kernels: the same byte, through the narrow rules.
+#[inline(always)]
+pub(crate) fn finish(acc: i32, requant: Requant, rounding: Rounding, y_zp: i8, clamp: Clamp) -> i8 {
+    // the narrow rules give the same byte as `apply` / `apply_exact` (see their tests)
+    let scaled = match rounding {
+        Rounding::F32Product => requant.apply_narrow(acc),
+        Rounding::Exact => requant.apply_exact_narrow(acc),
     };
     let v = scaled.saturating_add(y_zp as i32);
     v.clamp(clamp.min as i32, clamp.max as i32) as i8

@@ -166,6 +166,9 @@ fn check_conv(c: &Case, op: u8) {
         0 => {
             Reference::conv2d(&args, &x, &mut want);
             Fast::conv2d(&args, &x, &mut got);
+            let mut dual = std::vec![2i8; output.len()];
+            DualMac::conv2d(&args, &x, &mut dual);
+            assert_eq!(want, dual, "DualMac {c:?}");
         }
         1 => {
             Reference::depthwise_conv2d(&args, &x, &mut want);
@@ -220,6 +223,106 @@ proptest! {
             prop_assert_eq!(want, got);
         }
     }
+}
+
+/// Wide patches: DualMac's pairs buffer near its capacity (3x3 over 128 channels), just over it
+/// (the fallback), 1x1 over odd channel counts, and an odd number of output pixels.
+#[test]
+fn dual_mac_equals_reference_on_wide_and_odd_patches() {
+    let same = |k: u8| Window {
+        kh: k,
+        kw: k,
+        sh: 1,
+        sw: 1,
+        pad_top: k / 2,
+        pad_left: k / 2,
+        pad_bottom: k / 2,
+        pad_right: k / 2,
+    };
+    let cases = [
+        (Shape::new(3, 5, 128), same(3), 6),
+        (Shape::new(3, 3, 129), same(3), 5),
+        (Shape::new(5, 3, 7), same(1), 9),
+        (
+            Shape::new(7, 7, 3),
+            Window {
+                sh: 2,
+                sw: 2,
+                ..same(3)
+            },
+            8,
+        ),
+        (Shape::new(1, 1, 4), same(1), 1),
+    ];
+    for (seed, (input, window, out_c)) in cases.into_iter().enumerate() {
+        check_conv(
+            &Case {
+                input,
+                window,
+                out_c,
+                x_zp: -7,
+                y_zp: 3,
+                clamp: Clamp::NONE,
+                rounding: Rounding::Exact,
+                seed: seed as u64,
+            },
+            0,
+        );
+    }
+}
+
+#[test]
+fn dual_mac_portable_dot_follows_the_pair_layout() {
+    // one group: pixel 0 is 1 2 3 4, pixel 1 is -1 -2 -3 -4, stored [x0|x2] [x1|x3] per pixel
+    let h = [1, 3, 2, 4, -1, -3, -2, -4];
+    let w = [1, 10, 100, -1];
+    assert_eq!(
+        dot2_portable(&h, &w, 1, (5, 0)),
+        (5 + 1 + 20 + 300 - 4, -317)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn fast_add_equals_reference(
+        seed in any::<u64>(), n in 1usize..300,
+        sa in 1.0e-4f32..10.0, sb in 1.0e-4f32..10.0, sy in 1.0e-5f32..10.0,
+        zps in any::<(i8, i8, i8)>(), (lo, hi) in any::<(i8, i8)>(),
+    ) {
+        let mut rng = Rng(seed);
+        let (xa, xb) = (rng.i8s(n), rng.i8s(n));
+        let q = |scale, zero_point| QParams { scale, zero_point };
+        let args = AddArgs {
+            a: q(sa, zps.0),
+            b: q(sb, zps.1),
+            y: q(sy, zps.2),
+            clamp: Clamp { min: lo.min(hi), max: lo.max(hi) },
+        };
+        let (mut want, mut got) = (std::vec![0i8; n], std::vec![1i8; n]);
+        Reference::add(&args, &xa, &xb, &mut want);
+        Fast::add(&args, &xa, &xb, &mut got);
+        prop_assert_eq!(want, got);
+    }
+}
+
+#[test]
+fn fast_add_rounds_ties_to_even_like_the_reference() {
+    // sums landing on k + 0.5 exactly: 0.5 + 1.0 * q with unit scales
+    let q = |scale, zero_point| QParams { scale, zero_point };
+    let args = AddArgs {
+        a: q(0.5, 0),
+        b: q(1.0, 0),
+        y: q(1.0, 0),
+        clamp: Clamp::NONE,
+    };
+    let xa: std::vec::Vec<i8> = (-128..=127).collect();
+    let xb: std::vec::Vec<i8> = (-128..=127).rev().collect();
+    let (mut want, mut got) = (std::vec![0i8; 256], std::vec![1i8; 256]);
+    Reference::add(&args, &xa, &xb, &mut want);
+    Fast::add(&args, &xa, &xb, &mut got);
+    assert_eq!(want, got);
 }
 
 #[test]
