@@ -134,15 +134,22 @@ impl Requant {
             return narrow(self.apply(acc));
         }
         let p = a as u64 * self.mantissa as u64; // exact, < 2^48, >= 2^23
-        let len = 64 - p.leading_zeros() as i32;
+        let (hi, lo) = ((p >> 32) as u32, p as u32);
+        let len = if hi != 0 {
+            64 - hi.leading_zeros() as i32
+        } else {
+            32 - lo.leading_zeros() as i32
+        };
         // p * 2^exponent >= 2^(len - 1 + exponent), and rounding keeps it there
         if self.exponent >= 0 || len - 1 + self.exponent >= 10 {
             return if acc < 0 { -NARROW_LIMIT } else { NARROW_LIMIT };
         }
-        // the f32 product keeps 24 significant bits: drop `d` bits, then `s` more (s >= 14)
-        let d = (len - 24).max(0);
-        let q = shift_right_ties_even(p, d as u32) as u32; // <= 2^24
-        let r = shift_right_ties_even_u32(q, (-self.exponent - d) as u32) as i32;
+        // the f32 product keeps 24 significant bits: drop d = len - 24 (0..=24) bits, ties to
+        // even, in 32-bit halves (p >> d < 2^24)
+        let d = (len - 24) as u32;
+        let q = shift_right_ties_even_split(hi, lo, d);
+        // then the power of two: s = -exponent - d >= 14 more bits
+        let r = shift_right_ties_even_u32(q, (-self.exponent) as u32 - d) as i32;
         if acc < 0 { -r } else { r }
     }
 
@@ -155,11 +162,22 @@ impl Requant {
             return 0;
         }
         let p = a as u64 * self.mantissa as u64;
-        let len = 64 - p.leading_zeros() as i32;
+        let (hi, lo) = ((p >> 32) as u32, p as u32);
+        let len = if hi != 0 {
+            64 - hi.leading_zeros() as i32
+        } else {
+            32 - lo.leading_zeros() as i32
+        };
         if self.exponent >= 0 || len - 1 + self.exponent >= 10 {
             return if acc < 0 { -NARROW_LIMIT } else { NARROW_LIMIT };
         }
-        let r = shift_right_ties_even(p, (-self.exponent) as u32) as i32;
+        // p < 2^(t + 10): one rounding by t = -exponent bits, in 32-bit halves
+        let t = (-self.exponent) as u32;
+        let r = if t < 64 {
+            shift_right_ties_even_split(hi, lo, t) as i32
+        } else {
+            shift_right_ties_even(p, t) as i32
+        };
         if acc < 0 { -r } else { r }
     }
 }
@@ -167,6 +185,30 @@ impl Requant {
 /// `v` clamped to `±NARROW_LIMIT`.
 fn narrow(v: i32) -> i32 {
     v.clamp(-NARROW_LIMIT, NARROW_LIMIT)
+}
+
+/// `round_ties_even(p / 2^t)` for `p = hi * 2^32 + lo` and `t < 64`, when the quotient fits in
+/// 32 bits: the 64-bit rounding in 32-bit halves.
+#[inline(always)]
+fn shift_right_ties_even_split(hi: u32, lo: u32, t: u32) -> u32 {
+    let (q, above, tie) = if t == 0 {
+        return lo;
+    } else if t < 32 {
+        let q = (lo >> t) | (hi << (32 - t));
+        let (rem, half) = (lo & ((1 << t) - 1), 1u32 << (t - 1));
+        (q, rem > half, rem == half)
+    } else if t == 32 {
+        (hi, lo > 1 << 31, lo == 1 << 31)
+    } else {
+        let s = t - 32;
+        let (rem, half) = (hi & ((1 << s) - 1), 1u32 << (s - 1));
+        (
+            hi >> s,
+            rem > half || (rem == half && lo > 0),
+            rem == half && lo == 0,
+        )
+    };
+    q + (above || (tie && q & 1 == 1)) as u32
 }
 
 /// `round_ties_even(x / 2^shift)` for 32-bit `x`.
@@ -316,6 +358,82 @@ mod tests {
         assert_eq!(half.apply_exact(5), 2);
         assert_eq!(half.apply_exact(7), 4);
         assert_eq!(half.apply_exact(-7), -4);
+    }
+
+    #[test]
+    fn split_rounding_equals_the_64_bit_one_at_and_around_every_tie() {
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            rng
+        };
+        for t in 0..64u32 {
+            for _ in 0..2000 {
+                // a quotient that fits in 32 bits, and remainders at, around and far from half
+                let q = next() >> 32 >> (next() % 32);
+                let half = if t == 0 { 0 } else { 1u64 << (t - 1) };
+                let far = if t == 0 {
+                    0
+                } else {
+                    next() & ((1u64 << t) - 1)
+                };
+                for rem in [half, half.wrapping_sub(1), half + 1, far, 0] {
+                    if t > 0 && rem >> t != 0 {
+                        continue;
+                    }
+                    let Some(p) = (q << t).checked_add(rem).filter(|p| p >> t == q) else {
+                        continue;
+                    };
+                    if q > u32::MAX as u64 - 1 {
+                        continue;
+                    }
+                    let want = shift_right_ties_even(p, t);
+                    let got = shift_right_ties_even_split((p >> 32) as u32, p as u32, t);
+                    assert_eq!(got as u64, want, "p {p:#x} t {t}");
+                }
+            }
+        }
+    }
+
+    /// Every accumulator `b * 2^j` (b odd) against odd mantissas over a range of exponents: the
+    /// products have exact ties at every bit the rules drop, where a rounding slip shows.
+    #[test]
+    fn narrow_rules_equal_the_full_ones_on_constructed_ties() {
+        let expect = |narrow: i32, full: i32| {
+            if full.abs() < NARROW_LIMIT {
+                narrow == full
+            } else {
+                narrow == NARROW_LIMIT * full.signum()
+            }
+        };
+        let mut checked = 0;
+        for m in [0x80_0001u32, 0x80_0003, 0xab_cdef, 0xff_ffff, 0xc0_0001] {
+            for exponent in -70..-8 {
+                let r = Requant {
+                    mantissa: m,
+                    exponent,
+                };
+                for j in 0..31 {
+                    for b in (1u64..256).step_by(2) {
+                        let a = b << j;
+                        if a > i32::MAX as u64 {
+                            continue;
+                        }
+                        for acc in [a as i32, -(a as i32)] {
+                            assert!(
+                                expect(r.apply_exact_narrow(acc), r.apply_exact(acc)),
+                                "exact {acc} {r:?}"
+                            );
+                            assert!(expect(r.apply_narrow(acc), r.apply(acc)), "f32 {acc} {r:?}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1_000_000);
     }
 
     proptest! {

@@ -154,6 +154,8 @@ impl Kernels for DualMac {
     }
 
     fn depthwise_conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
+        // measured: a four-channel register loop cost 28 instructions per MAC in QEMU against
+        // Fast's 23 (its 64-channel blocks amortise each tap's set-up); kept for now
         Fast::depthwise_conv2d(a, x, y)
     }
 

@@ -173,6 +173,9 @@ fn check_conv(c: &Case, op: u8) {
         1 => {
             Reference::depthwise_conv2d(&args, &x, &mut want);
             Fast::depthwise_conv2d(&args, &x, &mut got);
+            let mut dual = std::vec![2i8; output.len()];
+            DualMac::depthwise_conv2d(&args, &x, &mut dual);
+            assert_eq!(want, dual, "DualMac {c:?}");
         }
         _ => {
             Reference::fully_connected(&args, &x, &mut want);
