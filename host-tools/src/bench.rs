@@ -41,6 +41,15 @@ pub struct BenchReport {
     pub classifier_tract_us: f64,
     /// tract time / core time (above 1: the core is faster).
     pub core_speedup_over_tract: f64,
+    /// The int8 BlazeFace (the device chain's detector) alone, batch 1, one thread, on the first
+    /// photo's letterboxed input.
+    pub detector_core_us: f64,
+    pub detector_tract_us: f64,
+    pub detector_core_speedup_over_tract: f64,
+    /// The CPU, and what each engine could use on it.
+    pub cpu: String,
+    pub core_kernels: String,
+    pub cpu_features: String,
     pub landmarks_us_per_face: f64,
     pub align_us_per_face: f64,
 }
@@ -71,6 +80,7 @@ pub fn run(
     m: &Models<'_>,
     c: &Classifier<'_>,
     model_dir: &Path,
+    detector_int8: &Path,
     files: &[PathBuf],
     repeats: usize,
 ) -> anyhow::Result<BenchReport> {
@@ -158,6 +168,19 @@ pub fn run(
     let tract_us = time(&mut || {
         let _ = tract.run_i8(&probe);
     });
+    // the int8 detector, the same way
+    let det_bytes = crate::models::read(&detector_int8.join(export::CORE_MODEL))?;
+    let det = Model::parse(&det_bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let det_tract = TractModel::from_model(&det, InputKind::Int8)?;
+    let first = decode_file(&files[0], &Limits::default())?;
+    let (det_in, _) = crate::device::detector_input(&first);
+    let mut det_arena = vec![0u8; det.arena_len()];
+    let det_core_us = time(&mut || {
+        let _ = det.run(&mut det_arena, &det_in);
+    });
+    let det_tract_us = time(&mut || {
+        let _ = det_tract.run_i8(&det_in);
+    });
     Ok(BenchReport {
         images: files.len(),
         faces,
@@ -168,9 +191,74 @@ pub fn run(
         classifier_core_us: core_us,
         classifier_tract_us: tract_us,
         core_speedup_over_tract: tract_us / core_us,
+        detector_core_us: det_core_us,
+        detector_tract_us: det_tract_us,
+        detector_core_speedup_over_tract: det_tract_us / det_core_us,
+        cpu: cpu_model(),
+        core_kernels: core_kernels().to_string(),
+        cpu_features: cpu_features(),
         landmarks_us_per_face: t.landmarks * 1e3 / nf,
         align_us_per_face: t.align * 1e3 / nf,
     })
+}
+
+/// The CPU's model name (`/proc/cpuinfo` on Linux).
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// The instruction set the core's kernels dispatch to here.
+fn core_kernels() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        facegender_core::nn::kernels::Level::detect().name()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        "portable"
+    }
+}
+
+/// The SIMD features this CPU offers that int8 engines use (tract picks its kernels from these
+/// at run time, AMX tiles included where present).
+fn cpu_features() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut v = Vec::new();
+        macro_rules! has {
+            ($($f:tt),*) => {$(
+                if std::is_x86_feature_detected!($f) {
+                    v.push($f);
+                }
+            )*};
+        }
+        has!(
+            "sse4.1",
+            "avx2",
+            "fma",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512vnni",
+            "avxvnni"
+        );
+        if std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| s.contains(" amx_int8")) {
+            v.push("amx-int8");
+        }
+        v.join(" ")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        String::new()
+    }
 }
 
 /// The terminal table.
@@ -188,7 +276,9 @@ pub fn table(r: &BenchReport) -> String {
          whole chain, 1 thread      {:>8.1} images/s\n\
          whole chain, {} threads     {:>8.1} images/s\n\
          classifier alone, batch 1, 1 thread: core {:.1} us, tract {:.1} us, core is {:.2}x tract's speed\n\
-         landmarks {:.1} us per face, align {:.1} us per face",
+         int8 BlazeFace alone, batch 1, 1 thread: core {:.1} us, tract {:.1} us, core is {:.2}x tract's speed\n\
+         landmarks {:.1} us per face, align {:.1} us per face\n\
+         CPU: {}; features: {}; core kernels: {}; tract: its own kernels for these features",
         r.images,
         r.faces,
         s.decode,
@@ -203,7 +293,13 @@ pub fn table(r: &BenchReport) -> String {
         r.classifier_core_us,
         r.classifier_tract_us,
         r.core_speedup_over_tract,
+        r.detector_core_us,
+        r.detector_tract_us,
+        r.detector_core_speedup_over_tract,
         r.landmarks_us_per_face,
-        r.align_us_per_face
+        r.align_us_per_face,
+        r.cpu,
+        r.cpu_features,
+        r.core_kernels
     )
 }

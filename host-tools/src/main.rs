@@ -648,7 +648,14 @@ fn bench_cmd(
         fsutil::image_files(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
     files.truncate(a.limit);
     anyhow::ensure!(!files.is_empty(), "no images in {}", a.input.display());
-    let report = bench::run(&m, &classifier, &model_dir, &files, a.repeats.max(1))?;
+    let report = bench::run(
+        &m,
+        &classifier,
+        &model_dir,
+        &models_dir.join("blazeface-int8"),
+        &files,
+        a.repeats.max(1),
+    )?;
     out(&bench::table(&report));
     if let Some(p) = a.json {
         fsutil::write_replace(&p, &serde_json::to_vec_pretty(&report)?)?;

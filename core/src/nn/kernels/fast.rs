@@ -14,139 +14,30 @@ pub const PATCH_CAPACITY: usize = 2304;
 /// Channels processed per pass in depthwise and pooling kernels.
 const CHANNEL_BLOCK: usize = 64;
 
-#[inline]
+#[inline(always)]
 fn dot_i16_i8(p: &[i16], w: &[i8]) -> i32 {
-    // Four independent partial sums keep the dependency chain short on in-order cores and let
-    // the compiler use wide multiply-add on the host.
-    let mut s = [0i32; 4];
-    let chunks = p.len() / 4;
-    for k in 0..chunks {
-        for (j, acc) in s.iter_mut().enumerate() {
-            *acc += p[4 * k + j] as i32 * w[4 * k + j] as i32;
-        }
-    }
-    let mut total = s[0] + s[1] + s[2] + s[3];
-    for k in 4 * chunks..p.len() {
-        total += p[k] as i32 * w[k] as i32;
-    }
-    total
+    // One plain sum: LLVM turns it into widening multiply-adds (pmaddwd; vpdpwssd where AVX-512
+    // VNNI is enabled) in the host's SIMD builds. (Measured: an x + 128 u8 patch with a weight-sum
+    // correction ran 1.4x slower; LLVM does not form vpdpbusd from it.)
+    p.iter().zip(w).map(|(&a, &b)| a as i32 * b as i32).sum()
 }
 
-#[inline]
+#[inline(always)]
 fn dot_i8(x: &[i8], w: &[i8]) -> i32 {
     x.iter().zip(w).map(|(&a, &b)| a as i32 * b as i32).sum()
 }
 
 impl Kernels for Fast {
     fn conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
-        let (i, o, win) = (a.input, a.output, a.window);
-        let (kh, kw, ic) = (win.kh as usize, win.kw as usize, i.c as usize);
-        let k = kh * kw * ic;
-        if k > PATCH_CAPACITY {
-            return Reference::conv2d(a, x, y);
-        }
-        let zp = a.x_zero_point as i16;
-        let mut patch = [0i16; PATCH_CAPACITY];
-        let patch = &mut patch[..k];
-        let oc = o.c as usize;
-        for oy in 0..o.h as usize {
-            for ox in 0..o.w as usize {
-                // im2col for one output pixel, zero point already subtracted; padded taps are 0.
-                for ky in 0..kh {
-                    let row = &mut patch[ky * kw * ic..(ky + 1) * kw * ic];
-                    let Some(iy) = tap(oy, ky, win.sh, win.pad_top, i.h) else {
-                        row.fill(0);
-                        continue;
-                    };
-                    for kx in 0..kw {
-                        let dst = &mut row[kx * ic..(kx + 1) * ic];
-                        match tap(ox, kx, win.sw, win.pad_left, i.w) {
-                            Some(ix) => {
-                                let src = &x[(iy * i.w as usize + ix) * ic..][..ic];
-                                for (d, &s) in dst.iter_mut().zip(src) {
-                                    *d = s as i16 - zp;
-                                }
-                            }
-                            None => dst.fill(0),
-                        }
-                    }
-                }
-                let out = &mut y[(oy * o.w as usize + ox) * oc..][..oc];
-                for (c, v) in out.iter_mut().enumerate() {
-                    let acc = dot_i16_i8(patch, &a.weights[c * k..(c + 1) * k]);
-                    let acc = acc.wrapping_add(a.channels.bias(c));
-                    *v = finish(
-                        acc,
-                        a.channels.requant(c),
-                        a.rounding,
-                        a.y_zero_point,
-                        a.clamp,
-                    );
-                }
-            }
-        }
+        conv2d(a, x, y)
     }
 
     fn depthwise_conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
-        let (i, o, win) = (a.input, a.output, a.window);
-        let (kw, ch) = (win.kw as usize, i.c as usize);
-        let zp = a.x_zero_point as i32;
-        for oy in 0..o.h as usize {
-            for ox in 0..o.w as usize {
-                let pixel = (oy * o.w as usize + ox) * ch;
-                for c0 in (0..ch).step_by(CHANNEL_BLOCK) {
-                    let n = CHANNEL_BLOCK.min(ch - c0);
-                    let mut acc = [0i32; CHANNEL_BLOCK];
-                    let acc = &mut acc[..n];
-                    for ky in 0..win.kh as usize {
-                        let Some(iy) = tap(oy, ky, win.sh, win.pad_top, i.h) else {
-                            continue;
-                        };
-                        for kx in 0..kw {
-                            let Some(ix) = tap(ox, kx, win.sw, win.pad_left, i.w) else {
-                                continue;
-                            };
-                            let xs = &x[(iy * i.w as usize + ix) * ch + c0..][..n];
-                            let ws = &a.weights[(ky * kw + kx) * ch + c0..][..n];
-                            for ((s, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
-                                *s += (xv as i32 - zp) * wv as i32;
-                            }
-                        }
-                    }
-                    for (j, &s) in acc.iter().enumerate() {
-                        let c = c0 + j;
-                        let s = s.wrapping_add(a.channels.bias(c));
-                        y[pixel + c] = finish(
-                            s,
-                            a.channels.requant(c),
-                            a.rounding,
-                            a.y_zero_point,
-                            a.clamp,
-                        );
-                    }
-                }
-            }
-        }
+        depthwise_conv2d(a, x, y)
     }
 
     fn fully_connected(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
-        // sum (x - zp) * w = sum x * w - zp * sum w: both sums are exact in i32 for validated
-        // fan-in, so this equals the reference bit for bit.
-        let n = a.input.len();
-        let zp = a.x_zero_point as i32;
-        for (oc, out) in y.iter_mut().enumerate().take(a.output.c as usize) {
-            let w = &a.weights[oc * n..(oc + 1) * n];
-            let sum_w: i32 = w.iter().map(|&v| v as i32).sum();
-            let acc = dot_i8(x, w) - zp * sum_w;
-            let acc = acc.wrapping_add(a.channels.bias(oc));
-            *out = finish(
-                acc,
-                a.channels.requant(oc),
-                a.rounding,
-                a.y_zero_point,
-                a.clamp,
-            );
-        }
+        fully_connected(a, x, y)
     }
 
     fn max_pool(a: &PoolArgs, x: &[i8], y: &mut [i8]) {
@@ -236,5 +127,122 @@ impl Kernels for Fast {
             dst[..ci].copy_from_slice(src);
             dst[ci..].fill(a.zero_point);
         }
+    }
+}
+
+/// [`Fast`]'s convolution (also compiled with AVX2 / AVX-512 by `super::x86`).
+#[inline(always)]
+pub(super) fn conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
+    let (i, o, win) = (a.input, a.output, a.window);
+    let (kh, kw, ic) = (win.kh as usize, win.kw as usize, i.c as usize);
+    let k = kh * kw * ic;
+    if k > PATCH_CAPACITY {
+        return Reference::conv2d(a, x, y);
+    }
+    let zp = a.x_zero_point as i16;
+    let mut patch = [0i16; PATCH_CAPACITY];
+    let patch = &mut patch[..k];
+    let oc = o.c as usize;
+    for oy in 0..o.h as usize {
+        for ox in 0..o.w as usize {
+            // im2col for one output pixel, zero point already subtracted; padded taps are 0.
+            for ky in 0..kh {
+                let row = &mut patch[ky * kw * ic..(ky + 1) * kw * ic];
+                let Some(iy) = tap(oy, ky, win.sh, win.pad_top, i.h) else {
+                    row.fill(0);
+                    continue;
+                };
+                for kx in 0..kw {
+                    let dst = &mut row[kx * ic..(kx + 1) * ic];
+                    match tap(ox, kx, win.sw, win.pad_left, i.w) {
+                        Some(ix) => {
+                            let src = &x[(iy * i.w as usize + ix) * ic..][..ic];
+                            for (d, &s) in dst.iter_mut().zip(src) {
+                                *d = s as i16 - zp;
+                            }
+                        }
+                        None => dst.fill(0),
+                    }
+                }
+            }
+            let out = &mut y[(oy * o.w as usize + ox) * oc..][..oc];
+            for (c, v) in out.iter_mut().enumerate() {
+                let acc = dot_i16_i8(patch, &a.weights[c * k..(c + 1) * k]);
+                let acc = acc.wrapping_add(a.channels.bias(c));
+                *v = finish(
+                    acc,
+                    a.channels.requant(c),
+                    a.rounding,
+                    a.y_zero_point,
+                    a.clamp,
+                );
+            }
+        }
+    }
+}
+
+/// [`Fast`]'s depthwise convolution.
+#[inline(always)]
+pub(super) fn depthwise_conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
+    let (i, o, win) = (a.input, a.output, a.window);
+    let (kw, ch) = (win.kw as usize, i.c as usize);
+    let zp = a.x_zero_point as i32;
+    for oy in 0..o.h as usize {
+        for ox in 0..o.w as usize {
+            let pixel = (oy * o.w as usize + ox) * ch;
+            for c0 in (0..ch).step_by(CHANNEL_BLOCK) {
+                let n = CHANNEL_BLOCK.min(ch - c0);
+                let mut acc = [0i32; CHANNEL_BLOCK];
+                let acc = &mut acc[..n];
+                for ky in 0..win.kh as usize {
+                    let Some(iy) = tap(oy, ky, win.sh, win.pad_top, i.h) else {
+                        continue;
+                    };
+                    for kx in 0..kw {
+                        let Some(ix) = tap(ox, kx, win.sw, win.pad_left, i.w) else {
+                            continue;
+                        };
+                        let xs = &x[(iy * i.w as usize + ix) * ch + c0..][..n];
+                        let ws = &a.weights[(ky * kw + kx) * ch + c0..][..n];
+                        for ((s, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
+                            *s += (xv as i32 - zp) * wv as i32;
+                        }
+                    }
+                }
+                for (j, &s) in acc.iter().enumerate() {
+                    let c = c0 + j;
+                    let s = s.wrapping_add(a.channels.bias(c));
+                    y[pixel + c] = finish(
+                        s,
+                        a.channels.requant(c),
+                        a.rounding,
+                        a.y_zero_point,
+                        a.clamp,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// [`Fast`]'s fully connected layer.
+#[inline(always)]
+pub(super) fn fully_connected(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
+    // sum (x - zp) * w = sum x * w - zp * sum w: both sums are exact in i32 for validated
+    // fan-in, so this equals the reference bit for bit.
+    let n = a.input.len();
+    let zp = a.x_zero_point as i32;
+    for (oc, out) in y.iter_mut().enumerate().take(a.output.c as usize) {
+        let w = &a.weights[oc * n..(oc + 1) * n];
+        let sum_w: i32 = w.iter().map(|&v| v as i32).sum();
+        let acc = dot_i8(x, w) - zp * sum_w;
+        let acc = acc.wrapping_add(a.channels.bias(oc));
+        *out = finish(
+            acc,
+            a.channels.requant(oc),
+            a.rounding,
+            a.y_zero_point,
+            a.clamp,
+        );
     }
 }

@@ -14,18 +14,28 @@ mod dsp;
 mod dual;
 mod fast;
 mod reference;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod x86;
 
 pub use dual::{DualMac, PAIR_CAPACITY, dot2_portable};
 pub use fast::Fast;
 pub use reference::Reference;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub use x86::{Host, Level};
 
 /// The kernels [`crate::nn::Model::run`] uses: [`DualMac`] (convolutions on the DSP extension's
 /// dual multiply-accumulate) with the `dsp` feature on ARM, [`Fast`] elsewhere.
 #[cfg(all(feature = "dsp", target_arch = "arm"))]
 pub type Inference = DualMac;
-/// The kernels [`crate::nn::Model::run`] uses: [`DualMac`] (convolutions on the DSP extension's
-/// dual multiply-accumulate) with the `dsp` feature on ARM, [`Fast`] elsewhere.
-#[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+/// The kernels [`crate::nn::Model::run`] uses: [`Host`] (AVX2 / AVX-512 picked at run time) on
+/// x86_64 with `std`.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub type Inference = Host;
+/// The kernels [`crate::nn::Model::run`] uses: [`Fast`] where nothing more specific applies.
+#[cfg(not(any(
+    all(feature = "dsp", target_arch = "arm"),
+    all(feature = "std", target_arch = "x86_64")
+)))]
 pub type Inference = Fast;
 
 use super::{Clamp, QParams, Rounding, Shape, Window};

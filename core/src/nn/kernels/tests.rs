@@ -169,6 +169,9 @@ fn check_conv(c: &Case, op: u8) {
             let mut dual = std::vec![2i8; output.len()];
             DualMac::conv2d(&args, &x, &mut dual);
             assert_eq!(want, dual, "DualMac {c:?}");
+            let mut inf = std::vec![3i8; output.len()];
+            Inference::conv2d(&args, &x, &mut inf);
+            assert_eq!(want, inf, "Inference {c:?}");
         }
         1 => {
             Reference::depthwise_conv2d(&args, &x, &mut want);
@@ -176,10 +179,16 @@ fn check_conv(c: &Case, op: u8) {
             let mut dual = std::vec![2i8; output.len()];
             DualMac::depthwise_conv2d(&args, &x, &mut dual);
             assert_eq!(want, dual, "DualMac {c:?}");
+            let mut inf = std::vec![3i8; output.len()];
+            Inference::depthwise_conv2d(&args, &x, &mut inf);
+            assert_eq!(want, inf, "Inference {c:?}");
         }
         _ => {
             Reference::fully_connected(&args, &x, &mut want);
             Fast::fully_connected(&args, &x, &mut got);
+            let mut inf = std::vec![3i8; output.len()];
+            Inference::fully_connected(&args, &x, &mut inf);
+            assert_eq!(want, inf, "Inference {c:?}");
         }
     }
     assert_eq!(want, got, "{c:?}");
