@@ -182,6 +182,30 @@ impl Requant {
     }
 }
 
+impl Requant {
+    /// [`Requant::apply_narrow`] computed with the FPU's own f32 multiply, for targets with a
+    /// hardware FPU (a dozen instructions instead of the integer emulation's fifty). The rule
+    /// *is* an f32 product: `acc as f32` and `*` round to nearest even exactly as the emulation
+    /// does (IEEE 754 binary32, sign-symmetric), and `(v + 1.5 * 2^23) - 1.5 * 2^23` rounds
+    /// `|v| < 2^22` to an integer ties-to-even; larger `v` saturate in either form. Multipliers
+    /// outside the normal f32 range take the integer path. Equal to `apply_narrow` on every
+    /// input (tests below; the kernel tests in QEMU compare it with the integer reference).
+    #[inline(always)]
+    pub fn apply_narrow_fpu(&self, acc: i32) -> i32 {
+        const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+        let biased = self.exponent + 150;
+        if self.mantissa == 0 || !(1..=254).contains(&biased) {
+            return self.apply_narrow(acc);
+        }
+        let m = f32::from_bits(((biased as u32) << 23) | (self.mantissa & 0x7f_ffff));
+        let v = acc as f32 * m;
+        if v.abs() >= NARROW_LIMIT as f32 {
+            return if acc < 0 { -NARROW_LIMIT } else { NARROW_LIMIT };
+        }
+        ((v + MAGIC) - MAGIC) as i32
+    }
+}
+
 /// `v` clamped to `±NARROW_LIMIT`.
 fn narrow(v: i32) -> i32 {
     v.clamp(-NARROW_LIMIT, NARROW_LIMIT)
@@ -427,6 +451,11 @@ mod tests {
                                 "exact {acc} {r:?}"
                             );
                             assert!(expect(r.apply_narrow(acc), r.apply(acc)), "f32 {acc} {r:?}");
+                            assert_eq!(
+                                r.apply_narrow_fpu(acc),
+                                r.apply_narrow(acc),
+                                "fpu {acc} {r:?}"
+                            );
                             checked += 1;
                         }
                     }
@@ -491,12 +520,24 @@ mod tests {
         }
 
         #[test]
+        fn the_fpu_rule_equals_the_integer_one(
+            acc in any::<i32>(), m in 1.0e-9f32..4.0f32, small in any::<bool>(),
+        ) {
+            let m = if small { m * 1.0e-3 } else { m };
+            let r = Requant::from_f32(m).unwrap();
+            prop_assert_eq!(r.apply_narrow_fpu(acc), r.apply_narrow(acc));
+            let near = acc % 70_000;
+            prop_assert_eq!(r.apply_narrow_fpu(near), r.apply_narrow(near));
+        }
+
+        #[test]
         fn narrow_rules_equal_the_full_ones_near_ties(acc in -70_000i32..70_000, k in 1u32..4096, e in 1u32..24) {
             let r = Requant::from_f32(k as f32 / (1u32 << e) as f32).unwrap();
             let full = r.apply(acc);
             if full.abs() < NARROW_LIMIT {
                 prop_assert_eq!(r.apply_narrow(acc), full);
             }
+            prop_assert_eq!(r.apply_narrow_fpu(acc), r.apply_narrow(acc));
             let full = r.apply_exact(acc);
             if full.abs() < NARROW_LIMIT {
                 prop_assert_eq!(r.apply_exact_narrow(acc), full);

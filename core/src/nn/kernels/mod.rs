@@ -177,8 +177,12 @@ pub(crate) fn finish_reference(
 /// [`finish_reference`] for the fast kernels: the same byte, through the narrow rules.
 #[inline(always)]
 pub(crate) fn finish(acc: i32, requant: Requant, rounding: Rounding, y_zp: i8, clamp: Clamp) -> i8 {
-    // the narrow rules give the same byte as `apply` / `apply_exact` (see their tests)
+    // the narrow rules give the same byte as `apply` / `apply_exact` (see their tests); where
+    // there is a hardware FPU the f32-product rule is the FPU's own product
     let scaled = match rounding {
+        #[cfg(any(target_abi = "eabihf", target_arch = "x86_64", target_arch = "aarch64"))]
+        Rounding::F32Product => requant.apply_narrow_fpu(acc),
+        #[cfg(not(any(target_abi = "eabihf", target_arch = "x86_64", target_arch = "aarch64")))]
         Rounding::F32Product => requant.apply_narrow(acc),
         Rounding::Exact => requant.apply_exact_narrow(acc),
     };
