@@ -12,7 +12,7 @@
 
 /// A positive f32 multiplier split at export time into a 24-bit mantissa and a power of two:
 /// `M = mantissa * 2^exponent`, with `mantissa` in `[2^23, 2^24)` (or 0 for `M = 0`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Requant {
     pub mantissa: u32,
     pub exponent: i32,

@@ -11,7 +11,7 @@
 //! layout and tails are tested on any host. Integer sums are exact, so the result equals
 //! [`super::Reference`] bit for bit.
 
-use super::{ConvArgs, Fast, Kernels, finish, tap};
+use super::{CHANNEL_CACHE, Channel, ConvArgs, Fast, Kernels, finish, tap};
 
 /// Convolution through paired pixels (other operators as [`Fast`]).
 pub struct DualMac;
@@ -121,23 +121,23 @@ impl DualMac {
             h: [0; 2 * PAIR_CAPACITY],
         };
         let mut tails = [[0i16; 3]; 2];
+        let mut chans = [Channel::default(); CHANNEL_CACHE];
+        let chans = &mut chans[..oc];
+        a.channels.decode_into(chans);
         let mut pix = 0;
         while pix < pixels {
             // the last pixel of an odd count is paired with itself
             let p1 = if pix + 1 < pixels { pix + 1 } else { pix };
             gather(a, x, pix, 0, &mut pairs, &mut tails[0]);
             gather(a, x, p1, 1, &mut pairs, &mut tails[1]);
-            for c in 0..oc {
-                let w = &a.weights[c * k..(c + 1) * k];
-                let bias = a.channels.bias(c);
-                let (mut s0, mut s1) = dot2(&pairs, &w[..k4], groups, (bias, bias));
+            for (c, (w, ch)) in a.weights.chunks_exact(k).zip(chans.iter()).enumerate() {
+                let (mut s0, mut s1) = dot2(&pairs, &w[..k4], groups, (ch.bias, ch.bias));
                 for (t, &wv) in w[k4..].iter().enumerate() {
                     s0 += tails[0][t] as i32 * wv as i32;
                     s1 += tails[1][t] as i32 * wv as i32;
                 }
-                let rq = a.channels.requant(c);
-                y[pix * oc + c] = finish(s0, rq, a.rounding, a.y_zero_point, a.clamp);
-                y[p1 * oc + c] = finish(s1, rq, a.rounding, a.y_zero_point, a.clamp);
+                y[pix * oc + c] = finish(s0, ch.requant, a.rounding, a.y_zero_point, a.clamp);
+                y[p1 * oc + c] = finish(s1, ch.requant, a.rounding, a.y_zero_point, a.clamp);
             }
             pix += 2;
         }
@@ -147,7 +147,7 @@ impl DualMac {
 impl Kernels for DualMac {
     fn conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
         let k = a.window.kh as usize * a.window.kw as usize * a.input.c as usize;
-        if k > PAIR_CAPACITY {
+        if k > PAIR_CAPACITY || a.output.c as usize > CHANNEL_CACHE {
             return Fast::conv2d(a, x, y);
         }
         Self::conv2d_pairs(a, x, y)

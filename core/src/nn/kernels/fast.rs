@@ -2,7 +2,10 @@
 //! vectorise the inner loops: contiguous NHWC rows, zero-point subtraction hoisted out of the
 //! multiply-accumulate, and accumulators in small stack arrays (no heap, bounded stack).
 
-use super::{AddArgs, AvgPoolArgs, ConvArgs, Kernels, PadArgs, PoolArgs, Reference, finish, tap};
+use super::{
+    AddArgs, AvgPoolArgs, CHANNEL_CACHE, Channel, ConvArgs, Kernels, PadArgs, PoolArgs, Reference,
+    finish, tap,
+};
 
 /// Optimised kernels for inference.
 pub struct Fast;
@@ -186,6 +189,12 @@ pub(super) fn conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
 pub(super) fn depthwise_conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
     let (i, o, win) = (a.input, a.output, a.window);
     let (kw, ch) = (win.kw as usize, i.c as usize);
+    if ch > CHANNEL_CACHE {
+        return Reference::depthwise_conv2d(a, x, y);
+    }
+    let mut chans = [Channel::default(); CHANNEL_CACHE];
+    let chans = &mut chans[..ch];
+    a.channels.decode_into(chans);
     let zp = a.x_zero_point as i32;
     for oy in 0..o.h as usize {
         for ox in 0..o.w as usize {
@@ -209,12 +218,11 @@ pub(super) fn depthwise_conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
                         }
                     }
                 }
-                for (j, &s) in acc.iter().enumerate() {
-                    let c = c0 + j;
-                    let s = s.wrapping_add(a.channels.bias(c));
-                    y[pixel + c] = finish(
-                        s,
-                        a.channels.requant(c),
+                let outs = &mut y[pixel + c0..][..n];
+                for ((v, &s), cp) in outs.iter_mut().zip(acc.iter()).zip(&chans[c0..]) {
+                    *v = finish(
+                        s.wrapping_add(cp.bias),
+                        cp.requant,
                         a.rounding,
                         a.y_zero_point,
                         a.clamp,

@@ -89,6 +89,30 @@ impl<'a> ChannelParams<'a> {
     }
 }
 
+/// One output channel's bias and requantiser, decoded once per layer call by the fast kernels
+/// (instead of from the record bytes for every output).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Channel {
+    pub bias: i32,
+    pub requant: Requant,
+}
+
+/// Most output channels whose parameters the fast kernels decode onto the stack (8 KiB); layers
+/// with more run the reference kernel.
+pub const CHANNEL_CACHE: usize = 512;
+
+impl ChannelParams<'_> {
+    /// Decodes the first `out.len()` channels.
+    pub(crate) fn decode_into(&self, out: &mut [Channel]) {
+        for (c, ch) in out.iter_mut().enumerate() {
+            *ch = Channel {
+                bias: self.bias(c),
+                requant: self.requant(c),
+            };
+        }
+    }
+}
+
 /// Conv2d, depthwise conv and fully connected layers.
 ///
 /// Weight layouts: conv `[out_c][kh][kw][in_c]`, depthwise `[kh][kw][c]`, fully connected
