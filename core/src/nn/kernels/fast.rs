@@ -110,17 +110,20 @@ impl Kernels for Fast {
         }
         let inv = 1.0 / a.y.scale;
         const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+        let zp = a.y.zero_point as i32;
+        let (lo, hi) = (a.clamp.min as i32, a.clamp.max as i32);
         for ((&p, &q), out) in xa.iter().zip(xb).zip(y.iter_mut()) {
             let v = (ta[p as u8 as usize] + tb[q as u8 as usize]) * inv;
-            let r = if v.is_nan() {
-                0.0
-            } else if v.abs() < 4_194_304.0 {
-                (v + MAGIC) - MAGIC
+            // one comparison for the common case; NaN and large values take the slow branch
+            let r = if v.abs() < 4_194_304.0 {
+                ((v + MAGIC) - MAGIC) as i32
+            } else if v.is_nan() {
+                0
             } else {
-                v.clamp(-1.0e6, 1.0e6)
+                v.clamp(-1.0e6, 1.0e6) as i32
             };
-            let v = crate::quant::saturate_i8(r as i32 + a.y.zero_point as i32);
-            *out = v.clamp(a.clamp.min, a.clamp.max);
+            // saturating to int8 and then clamping is one clamp: [lo, hi] lies inside int8
+            *out = (r + zp).clamp(lo, hi) as i8;
         }
     }
 
