@@ -118,6 +118,9 @@ pub struct ChainCheck {
     pub detect_instructions: u64,
     pub align_instructions: u64,
     pub classify_instructions: u64,
+    /// Per frame: its name, faces found, and the detection stage's instructions (two detector
+    /// runs when the first finds nothing and the frame is tried again with a margin).
+    pub detect_per_frame: Vec<(String, usize, u64)>,
     /// Each layer's MACs and instructions, per model (`detector`, `classifier`), on the last
     /// frame.
     pub layers: Vec<firmware::LayerLine>,
@@ -245,6 +248,7 @@ pub fn check_chain(model_dir: &Path, models_dir: &Path) -> anyhow::Result<ChainC
         detect_instructions: mean(per_frame.iter().map(|p| p.2).collect()),
         align_instructions: mean(on_device.iter().map(|l| l.align_instructions).collect()),
         classify_instructions: mean(on_device.iter().map(|l| l.classify_instructions).collect()),
+        detect_per_frame: per_frame.clone(),
         layers: firmware::parse_layers(&log),
         sizes: firmware::sizes(&elf)?,
         stack_bytes: firmware::parse_stack(&log).unwrap_or(0) as u64,

@@ -786,6 +786,11 @@ fn firmware_chain(
     for l in &c.lines {
         out(l);
     }
+    for (frame, faces, instructions) in &c.detect_per_frame {
+        out(&format!(
+            "{frame}: {faces} faces, detection {instructions} instructions"
+        ));
+    }
     for model in ["detector", "classifier"] {
         let layers: Vec<_> = c
             .layers
