@@ -367,15 +367,24 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<(DemoReport, String)> {
         ),
     );
     let qemu = device_parity::check_chain(&shipped, inputs.models_dir)?;
+    let per_frame: Vec<String> = qemu
+        .detect_per_frame
+        .iter()
+        .map(|(name, _, detect)| {
+            format!(
+                "{name} {}",
+                millions(detect + qemu.align_instructions + qemu.classify_instructions)
+            )
+        })
+        .collect();
     say(
         &mut log,
         format!(
-            "   firmware in QEMU (Cortex-M4F, mps2-an386), whole chain on its {} embedded frames: {}/{} faces equal to the host bit for bit (box, score, keypoints, int8 logits, label); {} instructions for a frame with one face (detect {}, align {}, classify {}); flash {} B, RAM {} B",
+            "   firmware in QEMU (Cortex-M4F, mps2-an386), whole chain on its {} embedded frames: {}/{} faces equal to the host bit for bit (box, score, keypoints, int8 logits, label); instructions per frame with one face: {} (detection is one detector run, or two when the frame is tried again with a margin; align {}, classify {} per face); flash {} B, RAM {} B",
             qemu.frames,
             qemu.equal,
             qemu.total,
-            millions(qemu.instructions_per_frame()),
-            millions(qemu.detect_instructions),
+            per_frame.join(", "),
             millions(qemu.align_instructions),
             millions(qemu.classify_instructions),
             qemu.flash_bytes(),
@@ -429,15 +438,18 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<(DemoReport, String)> {
 const MARKER: &str = ".facegender-demo";
 
 /// Empties `workdir` for a new demo: a missing or empty folder, or one an earlier demo made (it
-/// holds [`MARKER`]); any other folder is refused, never deleted.
+/// holds [`MARKER`], or the `demo.json` of a demo from before the marker); any other folder is
+/// refused, never deleted.
 fn clear_workdir(workdir: &Path) -> anyhow::Result<()> {
     if workdir.exists() {
         let empty = std::fs::read_dir(workdir)
             .with_context(|| format!("reading {}", workdir.display()))?
             .next()
             .is_none();
+        // demos before the marker left their demo.json
+        let made = workdir.join(MARKER).is_file() || workdir.join("demo.json").is_file();
         anyhow::ensure!(
-            empty || workdir.join(MARKER).is_file(),
+            empty || made,
             "{} is not empty and was not made by the demo: give a new --workdir (nothing was deleted)",
             workdir.display()
         );
@@ -736,7 +748,7 @@ pub fn summary(r: &DemoReport) -> String {
     format!(
         "demo finished in {:.0} s\n\
          shipped model, {} held-out photos: host chain {} (95 % interval {}-{}), device chain {} ({}-{}); same label on {} photos; a face found in {} (host) and {} (device)\n\
-         firmware in QEMU: {}/{} faces equal to the host; {} instructions for a frame with one face\n\
+         firmware in QEMU: {}/{} faces equal to the host; {} instructions per frame with one face (mean over its frames)\n\
          fine-tune from the shipped weights on the sample ({} epochs, {:.0} s): test {} on {} crops ({}), shipped model {} on the same crops; int8 core vs tract: {} crops differ{}\n\
          artifacts in {w}: {} (contact sheet), predict-host.jsonl, predict-device.jsonl, crops/, data/ (train/val/test, manifest.csv), run/ (history.csv, history.png), model/ (model.onnx, model-int8.onnx, model.fgi8), eval/, demo.json",
         r.seconds,
