@@ -16,7 +16,9 @@
 //! `defmt` (`defmt::Format` on public types), `dsp` (Cortex-M4/M7 convolution kernels on the
 //! DSP extension's `SMLAD`, in inline assembly; ARMv7E-M targets only).
 #![no_std]
-// The one exception, with a proof per block: `nn::kernels::dsp` (feature `dsp`, ARM only).
+// The exceptions, one module per target with a proof per block: `nn::kernels::dsp` (feature
+// `dsp`, ARM: the SMLAD assembly) and `nn::kernels::x86` (feature `std`, x86_64: calls into the
+// AVX builds after checking the CPU).
 #![deny(unsafe_code)]
 
 #[cfg(any(feature = "std", test))]

@@ -1,7 +1,8 @@
 //! The Cortex-M4/M7 inner loop of [`super::DualMac`], in assembly: stable Rust has no DSP
 //! intrinsics, and LLVM forms `SMLAD` only from pairs of i16 loads, never from `SXTB16` on int8
-//! weights. The only `unsafe` in the crate, compiled only with the `dsp` feature on ARM
-//! (ARMv7E-M: `SMLAD` and `SXTB16` are in every Cortex-M4 and M7).
+//! weights. One of the crate's two `unsafe` modules (the other is the host's `x86`), compiled
+//! only with the `dsp` feature on ARM (ARMv7E-M: `SMLAD` and `SXTB16` are in every Cortex-M4
+//! and M7).
 //!
 //! Per group of four patch elements and two output pixels: one `LDM` of four pair words, one
 //! `LDR` of four weights, two `SXTB16`, four `SMLAD` (8 MACs), and the loop's `SUBS`/`BNE`:
