@@ -670,6 +670,7 @@ fn demo_cmd(
     progress: bool,
 ) -> anyhow::Result<()> {
     let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+    let held_out = a.sample.is_none();
     let photos = a.sample.unwrap_or_else(|| samples.join("fairface"));
     let scenes = match a.scenes {
         Some(p) => Some(p),
@@ -691,6 +692,7 @@ fn demo_cmd(
         scenes: scenes.as_deref(),
         workdir: &a.workdir,
         progress,
+        held_out,
     };
     let (report, _) = facegender::demo::run(&inputs)?;
     out(&format!(
