@@ -17,7 +17,10 @@ fn the_demo_shows_the_shipped_model_the_device_and_a_fine_tune_that_learns() {
         serde_json::from_slice(&std::fs::read(work.join("demo.json")).unwrap()).unwrap();
     let f = |v: &serde_json::Value| v.as_f64().unwrap();
     // the shipped model on 300 photos it never saw (the card: 86.8 % on 3,986 test crops)
-    assert_eq!(r["held_out"], true, "the bundled sample is the held-out one");
+    assert_eq!(
+        r["held_out"], true,
+        "the bundled sample is the held-out one"
+    );
     let (host, dev) = (&r["host_chain"], &r["device_chain"]);
     assert_eq!(host["photos"], 300);
     assert!(f(&host["accuracy"]) >= 0.8, "{host}");
