@@ -193,7 +193,7 @@ fn score(
         .filter(|(r, it)| predict::main_label(r) == Some(it.class.as_str()))
         .count();
     let photos = results.len();
-    let scene_input = scenes;
+    let scene_results = scenes.map_or(&[][..], |(_, rs)| rs);
     let scenes = scenes.map(|(ss, rs)| {
         let mut t = ScenesScore {
             photos: ss.len(),
@@ -210,7 +210,6 @@ fn score(
         t
     });
     let mut jsonl = Vec::new();
-    let scene_results = scene_input.map_or(&[][..], |(_, rs)| rs);
     for r in results.iter().chain(scene_results) {
         serde_json::to_writer(&mut jsonl, r)?;
         jsonl.push(b'\n');
@@ -232,12 +231,26 @@ fn say(log: &mut String, s: String) {
     let _ = writeln!(log, "{s}");
 }
 
-fn bar(progress: bool, n: usize) -> indicatif::ProgressBar {
-    if progress {
-        indicatif::ProgressBar::new(n as u64)
+/// One chain over every photo, in parallel, with a progress bar when `progress`.
+fn predict_all(
+    paths: &[&Path],
+    progress: bool,
+    chain: impl Fn(&Path) -> ImageResult + Sync,
+) -> Vec<ImageResult> {
+    let bar = if progress {
+        indicatif::ProgressBar::new(paths.len() as u64)
     } else {
         indicatif::ProgressBar::hidden()
-    }
+    };
+    let out = paths
+        .par_iter()
+        .map(|p| {
+            bar.inc(1);
+            chain(p)
+        })
+        .collect();
+    bar.finish_and_clear();
+    out
 }
 
 /// Runs the demo in `inputs.workdir` (created; an earlier demo there is replaced). Returns the
@@ -300,15 +313,9 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<(DemoReport, String)> {
             scenes.len()
         ),
     );
-    let b = bar(inputs.progress, all.len());
-    let host: Vec<ImageResult> = all
-        .par_iter()
-        .map(|p| {
-            b.inc(1);
-            predict::predict_image(inputs.models, &classifier, &cfg, p, None)
-        })
-        .collect();
-    b.finish_and_clear();
+    let host = predict_all(&all, inputs.progress, |p| {
+        predict::predict_image(inputs.models, &classifier, &cfg, p, None)
+    });
     let (host_photos, host_scenes) = host.split_at(items.len());
     let host_score = score(
         host_photos,
@@ -347,15 +354,9 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<(DemoReport, String)> {
     );
     let det = device::Int8Detector::load(&inputs.models_dir.join("blazeface-int8"))?;
     let chain = device::ChainInfo::load(&shipped)?;
-    let b = bar(inputs.progress, all.len());
-    let dev: Vec<ImageResult> = all
-        .par_iter()
-        .map(|p| {
-            b.inc(1);
-            predict::predict_device(&det, &chain, &classifier, &cfg, p, None)
-        })
-        .collect();
-    b.finish_and_clear();
+    let dev = predict_all(&all, inputs.progress, |p| {
+        predict::predict_device(&det, &chain, &classifier, &cfg, p, None)
+    });
     let (dev_photos, dev_scenes) = dev.split_at(items.len());
     let dev_score = score(
         dev_photos,

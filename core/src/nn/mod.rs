@@ -19,6 +19,7 @@ pub mod model;
 pub mod onnx;
 #[cfg(feature = "std")]
 pub mod random;
+pub mod splitmix;
 #[cfg(feature = "std")]
 pub mod write;
 

@@ -24,15 +24,11 @@ const MAX_W: usize = 24 * 5 * 5 * 48;
 const MAX_Y: usize = 16 * 16 * 132;
 const MAX_C: usize = 132;
 
-/// SplitMix64, as the host kernel tests use.
+/// The core's SplitMix64, as the host kernel tests use it.
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        facegender_core::nn::splitmix::next(&mut self.0)
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n

@@ -11,6 +11,23 @@
 
 use super::dual::Pairs;
 
+/// One group step: four pair words (`[x0|x2] [x1|x3]` of pixel 0, then of pixel 1) and four
+/// weights split into `[w0|w2]` and `[w1|w3]`; 8 MACs, into r3 (pixel 0) and r4 (pixel 1).
+macro_rules! group {
+    () => {
+        concat!(
+            "ldm r0!, {{r5, r8, r10, r11}}\n",
+            "ldr r12, [r1], #4\n",
+            "sxtb16 lr, r12\n",
+            "sxtb16 r12, r12, ror #8\n",
+            "smlad r3, r5, lr, r3\n",
+            "smlad r3, r8, r12, r3\n",
+            "smlad r4, r10, lr, r4\n",
+            "smlad r4, r11, r12, r4",
+        )
+    };
+}
+
 /// `(acc0 + sum x0 * w, acc1 + sum x1 * w)` over the first `groups` groups of four elements of
 /// `pairs` (pixel 0 and pixel 1) and `w`, exactly as [`super::dual::dot2_portable`].
 #[inline(always)]
@@ -38,34 +55,13 @@ pub(crate) fn dot2(pairs: &Pairs, w: &[i8], groups: usize, acc: (i32, i32)) -> (
             // an odd group first, then two groups per pass
             "tst r2, #1",
             "beq 3f",
-            "ldm r0!, {{r5, r8, r10, r11}}",
-            "ldr r12, [r1], #4",
-            "sxtb16 lr, r12",
-            "sxtb16 r12, r12, ror #8",
-            "smlad r3, r5, lr, r3",
-            "smlad r3, r8, r12, r3",
-            "smlad r4, r10, lr, r4",
-            "smlad r4, r11, r12, r4",
+            group!(),
             "3:",
             "lsrs r2, r2, #1",
             "beq 4f",
             "2:",
-            "ldm r0!, {{r5, r8, r10, r11}}",
-            "ldr r12, [r1], #4",
-            "sxtb16 lr, r12",
-            "sxtb16 r12, r12, ror #8",
-            "smlad r3, r5, lr, r3",
-            "smlad r3, r8, r12, r3",
-            "smlad r4, r10, lr, r4",
-            "smlad r4, r11, r12, r4",
-            "ldm r0!, {{r5, r8, r10, r11}}",
-            "ldr r12, [r1], #4",
-            "sxtb16 lr, r12",
-            "sxtb16 r12, r12, ror #8",
-            "smlad r3, r5, lr, r3",
-            "smlad r3, r8, r12, r3",
-            "smlad r4, r10, lr, r4",
-            "smlad r4, r11, r12, r4",
+            group!(),
+            group!(),
             "subs r2, r2, #1",
             "bne 2b",
             "4:",
