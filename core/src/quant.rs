@@ -192,18 +192,42 @@ impl Requant {
     /// input (tests below; the kernel tests in QEMU compare it with the integer reference).
     #[inline(always)]
     pub fn apply_narrow_fpu(&self, acc: i32) -> i32 {
-        const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
-        let biased = self.exponent + 150;
-        if self.mantissa == 0 || !(1..=254).contains(&biased) {
+        let Some(m) = self.normal_f32() else {
             return self.apply_narrow(acc);
-        }
-        let m = f32::from_bits(((biased as u32) << 23) | (self.mantissa & 0x7f_ffff));
+        };
         let v = acc as f32 * m;
         if v.abs() >= NARROW_LIMIT as f32 {
             return if acc < 0 { -NARROW_LIMIT } else { NARROW_LIMIT };
         }
         ((v + MAGIC) - MAGIC) as i32
     }
+
+    /// The multiplier as an f32 when it is a normal number (what export writes for any
+    /// sensible scales), built from its bits; `None` for 0 and subnormals.
+    #[inline]
+    pub fn normal_f32(&self) -> Option<f32> {
+        let biased = self.exponent + 150;
+        if self.mantissa == 0 || !(1..=254).contains(&biased) {
+            return None;
+        }
+        Some(f32::from_bits(
+            ((biased as u32) << 23) | (self.mantissa & 0x7f_ffff),
+        ))
+    }
+}
+
+/// `1.5 * 2^23`: adding and subtracting it rounds an f32 below 2^22 in magnitude to an integer,
+/// ties to even.
+const MAGIC: f32 = 12_582_912.0;
+
+/// The f32-product rule with no range test, for the inner loops of the fast kernels:
+/// `acc as f32 * m` rounded to even through [`MAGIC`]. With `m` a [`Requant::normal_f32`] it
+/// equals [`Requant::apply`] whenever `|apply(acc)| < 2^22`; above that it keeps the sign and
+/// stays at least 2^21 in magnitude (the additions move a value that large by a few units at
+/// most, and `as` saturates), so clamping to any int8 range gives the same byte.
+#[inline(always)]
+pub fn round_product_f32(acc: i32, m: f32) -> i32 {
+    ((acc as f32 * m + MAGIC) - MAGIC) as i32
 }
 
 /// `v` clamped to `±NARROW_LIMIT`.
@@ -516,6 +540,34 @@ mod tests {
                 }
                 let byte = |v: i32| saturate_i8(v.saturating_add(zp as i32));
                 prop_assert_eq!(byte(narrow), byte(full));
+            }
+        }
+
+        #[test]
+        fn the_unchecked_product_rule_gives_the_reference_byte(
+            acc in any::<i32>(), m in 1.0e-9f32..4.0f32, scale in 0u32..4, zp in any::<i8>(),
+            (a, b) in any::<(i8, i8)>(),
+        ) {
+            // multipliers from 1e-9 up to 4000: results from exact through saturated
+            let m = m * [1.0e-3f32, 1.0, 1.0e3, 1.0e-6][scale as usize];
+            let r = Requant::from_f32(m).unwrap();
+            let (lo, hi) = (a.min(b) as i32, a.max(b) as i32);
+            let byte = |v: i32| v.saturating_add(zp as i32).clamp(lo, hi);
+            let fast = |v: i32| v.clamp(lo - zp as i32, hi - zp as i32) + zp as i32;
+            let m = r.normal_f32().unwrap();
+            for acc in [acc, acc % 70_000, acc % 1_000] {
+                prop_assert_eq!(fast(round_product_f32(acc, m)), byte(r.apply(acc)), "{} {}", acc, m);
+            }
+        }
+
+        #[test]
+        fn the_unchecked_product_rule_is_exact_at_ties(acc in -70_000i32..70_000, k in 1u32..4096, e in 1u32..24) {
+            let r = Requant::from_f32(k as f32 / (1u32 << e) as f32).unwrap();
+            let (fast, full) = (round_product_f32(acc, r.normal_f32().unwrap()), r.apply(acc));
+            if full.abs() < 1 << 22 {
+                prop_assert_eq!(fast, full);
+            } else {
+                prop_assert!(fast.signum() == full.signum() && fast.abs() >= 1 << 21);
             }
         }
 

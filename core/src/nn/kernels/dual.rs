@@ -1,145 +1,307 @@
-//! Convolution as pairs of output pixels over a dual 16-bit multiply-accumulate, the shape of
-//! CMSIS-NN's `arm_nn_mat_mult_kernel_s8_s16`.
+//! Convolutions over the Cortex-M's dual 16-bit multiply-accumulate, the shape of CMSIS-NN's
+//! `arm_nn_mat_mult_kernel_s8_s16`, and a depthwise 3x3 over its halfword multiplies.
 //!
-//! Two output pixels' patches are gathered once (im2col, zero point subtracted, i16) into one
-//! buffer laid out for the Cortex-M's `SMLAD`: for every group of four patch elements
-//! `x0 x1 x2 x3`, the words `[x0|x2]` and `[x1|x3]` of pixel 0, then the same of pixel 1. Four
-//! int8 weights loaded as one word split with `SXTB16` into `[w0|w2]` and `[w1|w3]`, so each
-//! weight word feeds four `SMLAD`s (8 MACs: 2 pixels x 4 elements), and each patch is reused by
-//! every output channel. With the `dsp` feature on ARM the inner loop is [`super::dsp`]'s
-//! assembly; elsewhere it is the portable [`dot2_portable`], with the same arithmetic, so the
-//! layout and tails are tested on any host. Integer sums are exact, so the result equals
-//! [`super::Reference`] bit for bit.
+//! **Convolution.** Four output pixels' patches are gathered once (im2col, zero point
+//! subtracted, i16) into one buffer laid out for `SMLAD`: for every group of four patch elements
+//! `x0 x1 x2 x3`, the words `[x0|x2]` and `[x1|x3]` of pixel 0, then the same of pixels 1, 2 and
+//! 3. Four int8 weights loaded as one word split with `SXTB16` into `[w0|w2]` and `[w1|w3]`, so
+//! each weight word feeds eight `SMLAD`s (16 MACs: 4 pixels x 4 elements), and each patch is
+//! reused by every output channel.
+//!
+//! **Depthwise 3x3.** Four channels at a time: one word of four activations per tap, split by
+//! `SXTB16`, against weights expanded to i16 once per layer, through `SMLABB` / `SMLATT`. The
+//! zero point is folded into the bias (`sum (x - zp) w = sum x w - zp sum w`), and padded taps
+//! read a row of zero-point bytes, so the inner loop has no branch and no subtraction.
+//!
+//! With the `dsp` feature on ARM the inner loops are [`super::dsp`]'s assembly; elsewhere they
+//! are the portable twins ([`dot4_portable`], [`depthwise_block_portable`]) with the same
+//! arithmetic, so layouts and tails are tested on any host. Integer sums are exact, so the
+//! result equals [`super::Reference`] bit for bit. Outputs are finished by the FPU's f32 product
+//! ([`OutRange`]) where the layer allows it, else by [`finish`].
 
-use super::{CHANNEL_CACHE, Channel, ConvArgs, Fast, Kernels, finish, tap};
+use super::{CHANNEL_CACHE, Channel, ConvArgs, Fast, Kernels, OutRange, finish, tap};
 
-/// Convolution through paired pixels (other operators as [`Fast`]).
+/// Convolution through four-pixel patches, depthwise 3x3 over four channels (other operators as
+/// [`Fast`]).
 pub struct DualMac;
 
 /// Largest patch (`kh * kw * in_c`) handled here; larger ones go to [`Fast`]. 3x3 over 128
-/// channels; the paired buffer is 2 x 1152 i16 (4.5 KiB of stack).
+/// channels; the four-pixel buffer is 4 x 1152 i16 (9 KiB of stack).
 pub const PAIR_CAPACITY: usize = 1152;
 
-/// The two pixels' patches in `SMLAD` order (see the module docs), 4-byte aligned so the
+/// Pixels gathered per pass.
+const PIXELS: usize = 4;
+
+/// The four pixels' patches in `SMLAD` order (see the module docs), 4-byte aligned so the
 /// assembly may load it as words.
 #[repr(C, align(4))]
-pub(crate) struct Pairs {
-    pub(crate) h: [i16; 2 * PAIR_CAPACITY],
+pub(crate) struct Quads {
+    pub(crate) h: [i16; PIXELS * PAIR_CAPACITY],
 }
 
-/// Position in [`Pairs::h`] of patch element `k` (below the last whole group) of pixel `p`.
+/// Position in [`Quads::h`] of patch element `k` (below the last whole group) of pixel `p`.
 #[inline(always)]
 fn slot(k: usize, p: usize) -> usize {
-    (k >> 2) * 8 + p * 4 + (k & 1) * 2 + ((k >> 1) & 1)
+    (k >> 2) * 16 + p * 4 + (k & 1) * 2 + ((k >> 1) & 1)
 }
 
-/// The portable twin of the assembly: `(acc0 + sum x0 * w, acc1 + sum x1 * w)` over the first
-/// `groups` groups of four, read from the [`Pairs`] layout.
-pub fn dot2_portable(h: &[i16], w: &[i8], groups: usize, acc: (i32, i32)) -> (i32, i32) {
-    let (mut a0, mut a1) = acc;
-    for (hs, ws) in h.chunks_exact(8).zip(w.chunks_exact(4)).take(groups) {
+/// The portable twin of the assembly: `acc[p] + sum x_p * w` for the four pixels, over the
+/// first `groups` groups of four, read from the [`Quads`] layout.
+pub fn dot4_portable(h: &[i16], w: &[i8], groups: usize, acc: [i32; 4]) -> [i32; 4] {
+    let mut a = acc;
+    for (hs, ws) in h.chunks_exact(16).zip(w.chunks_exact(4)).take(groups) {
         let [w0, w1, w2, w3] = [ws[0], ws[1], ws[2], ws[3]].map(|v| v as i32);
-        // [x0|x2] [x1|x3] per pixel
-        a0 += hs[0] as i32 * w0 + hs[1] as i32 * w2 + hs[2] as i32 * w1 + hs[3] as i32 * w3;
-        a1 += hs[4] as i32 * w0 + hs[5] as i32 * w2 + hs[6] as i32 * w1 + hs[7] as i32 * w3;
+        for (p, s) in a.iter_mut().enumerate() {
+            // [x0|x2] [x1|x3] per pixel
+            let x = &hs[4 * p..4 * p + 4];
+            let d = x[0] as i32 * w0 + x[1] as i32 * w2 + x[2] as i32 * w1 + x[3] as i32 * w3;
+            *s = s.wrapping_add(d);
+        }
     }
-    (a0, a1)
+    a
 }
 
 #[cfg(all(feature = "dsp", target_arch = "arm"))]
 #[inline(always)]
-fn dot2(pairs: &Pairs, w: &[i8], groups: usize, acc: (i32, i32)) -> (i32, i32) {
-    super::dsp::dot2(pairs, w, groups, acc)
+fn dot4(quads: &Quads, w: &[i8], groups: usize, acc: [i32; 4]) -> [i32; 4] {
+    super::dsp::dot4(quads, w, groups, acc)
 }
 
 #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
 #[inline(always)]
-fn dot2(pairs: &Pairs, w: &[i8], groups: usize, acc: (i32, i32)) -> (i32, i32) {
-    dot2_portable(&pairs.h, w, groups, acc)
+fn dot4(quads: &Quads, w: &[i8], groups: usize, acc: [i32; 4]) -> [i32; 4] {
+    dot4_portable(&quads.h, w, groups, acc)
 }
 
-/// Gathers output pixel `pix`'s patch as pixel `p` of the pair: whole groups into `pairs`, the
-/// last `k % 4` elements into `tail`.
-fn gather(a: &ConvArgs, x: &[i8], pix: usize, p: usize, pairs: &mut Pairs, tail: &mut [i16; 3]) {
+/// Writes patch elements `k0..k0 + src.len()` of pixel `p` (zero point subtracted): whole
+/// aligned groups straight to their four slots, the rest one by one, the last `k % 4` of the
+/// patch into `tail`.
+#[inline(always)]
+fn put_run(
+    q: &mut Quads,
+    tail: &mut [i16; 3],
+    k4: usize,
+    k0: usize,
+    src: &[i8],
+    zp: i16,
+    p: usize,
+) {
+    let put = |q: &mut Quads, tail: &mut [i16; 3], k: usize, v: i16| {
+        if k < k4 {
+            q.h[slot(k, p)] = v;
+        } else if let Some(t) = tail.get_mut(k - k4) {
+            *t = v;
+        }
+    };
+    let (mut k, mut s) = (k0, src);
+    while k % 4 != 0 {
+        let Some((&v, rest)) = s.split_first() else {
+            return;
+        };
+        put(q, tail, k, v as i16 - zp);
+        (k, s) = (k + 1, rest);
+    }
+    let whole = (s.len() / 4).min(k4.saturating_sub(k) / 4);
+    let g0 = (k >> 2) * 16 + p * 4;
+    for (g, v) in s[..4 * whole].chunks_exact(4).enumerate() {
+        let d = &mut q.h[g0 + 16 * g..][..4];
+        d[0] = v[0] as i16 - zp;
+        d[1] = v[2] as i16 - zp;
+        d[2] = v[1] as i16 - zp;
+        d[3] = v[3] as i16 - zp;
+    }
+    k += 4 * whole;
+    for &v in &s[4 * whole..] {
+        put(q, tail, k, v as i16 - zp);
+        k += 1;
+    }
+}
+
+/// Gathers output pixel `pix`'s patch as pixel `p` of the four. A kernel row that lies wholly
+/// inside the input is one contiguous run of `kw * in_c` bytes; padded taps copy `zps` (the zero
+/// point, so they become 0).
+fn gather(
+    a: &ConvArgs,
+    x: &[i8],
+    zps: &[i8],
+    pix: usize,
+    p: usize,
+    q: &mut Quads,
+    tail: &mut [i16; 3],
+) {
     let (i, o, win) = (a.input, a.output, a.window);
     let (kh, kw, ic) = (win.kh as usize, win.kw as usize, i.c as usize);
     let (oy, ox) = (pix / o.w as usize, pix % o.w as usize);
     let k4 = (kh * kw * ic) & !3;
     let zp = a.x_zero_point as i16;
-    let put = |pairs: &mut Pairs, tail: &mut [i16; 3], k: usize, v: i16| {
-        if k < k4 {
-            pairs.h[slot(k, p)] = v;
-        } else {
-            tail[k - k4] = v;
-        }
-    };
+    let row = kw * ic;
+    let first = tap(ox, 0, win.sw, win.pad_left, i.w);
+    let last = tap(ox, kw - 1, win.sw, win.pad_left, i.w);
     for ky in 0..kh {
-        let iy = tap(oy, ky, win.sh, win.pad_top, i.h);
-        for kx in 0..kw {
-            let k0 = (ky * kw + kx) * ic;
-            let ix = tap(ox, kx, win.sw, win.pad_left, i.w);
-            match (iy, ix) {
-                (Some(iy), Some(ix)) => {
-                    let src = &x[(iy * i.w as usize + ix) * ic..][..ic];
-                    if k0 % 4 == 0 && k0 + ic <= k4 {
-                        // whole groups: four elements to their four slots
-                        let g0 = (k0 >> 2) * 8 + p * 4;
-                        for (g, s) in src.chunks_exact(4).enumerate() {
-                            let d = &mut pairs.h[g0 + 8 * g..][..4];
-                            d[0] = s[0] as i16 - zp;
-                            d[1] = s[2] as i16 - zp;
-                            d[2] = s[1] as i16 - zp;
-                            d[3] = s[3] as i16 - zp;
-                        }
-                        for (e, &s) in src.iter().enumerate().skip(ic & !3) {
-                            put(pairs, tail, k0 + e, s as i16 - zp);
-                        }
-                    } else {
-                        for (e, &s) in src.iter().enumerate() {
-                            put(pairs, tail, k0 + e, s as i16 - zp);
-                        }
-                    }
+        let k0 = ky * row;
+        match (tap(oy, ky, win.sh, win.pad_top, i.h), first, last) {
+            (Some(iy), Some(ix), Some(_)) => {
+                let src = &x[(iy * i.w as usize + ix) * ic..][..row];
+                put_run(q, tail, k4, k0, src, zp, p);
+            }
+            (Some(iy), ..) => {
+                for kx in 0..kw {
+                    let src = match tap(ox, kx, win.sw, win.pad_left, i.w) {
+                        Some(ix) => &x[(iy * i.w as usize + ix) * ic..][..ic],
+                        None => &zps[..ic],
+                    };
+                    put_run(q, tail, k4, k0 + kx * ic, src, zp, p);
                 }
-                _ => {
-                    for e in 0..ic {
-                        put(pairs, tail, k0 + e, 0);
-                    }
+            }
+            (None, ..) => {
+                for kx in 0..kw {
+                    put_run(q, tail, k4, k0 + kx * ic, &zps[..ic], zp, p);
                 }
             }
         }
     }
 }
 
+/// Bytes of zero point: the source of padded taps. Covers one pixel's channels up to
+/// [`PAIR_CAPACITY`] (a convolution patch) or [`DEPTHWISE_CHANNELS`].
+const ZP_ROW: usize = PAIR_CAPACITY;
+
 impl DualMac {
-    fn conv2d_pairs(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
-        let (o, win) = (a.output, a.window);
-        let k = win.kh as usize * win.kw as usize * a.input.c as usize;
+    fn conv2d_quads(
+        a: &ConvArgs,
+        x: &[i8],
+        y: &mut [i8],
+        chans: &[Channel],
+        byte: impl Fn(i32, &Channel) -> i8,
+    ) {
+        let o = a.output;
+        let k = a.window.kh as usize * a.window.kw as usize * a.input.c as usize;
         let (k4, groups) = (k & !3, k / 4);
         let oc = o.c as usize;
         let pixels = o.h as usize * o.w as usize;
-        let mut pairs = Pairs {
-            h: [0; 2 * PAIR_CAPACITY],
+        let mut q = Quads {
+            h: [0; PIXELS * PAIR_CAPACITY],
         };
-        let mut tails = [[0i16; 3]; 2];
-        let mut chans = [Channel::default(); CHANNEL_CACHE];
-        let chans = &mut chans[..oc];
-        a.channels.decode_into(chans);
+        let zps = [a.x_zero_point; ZP_ROW];
+        let mut tails = [[0i16; 3]; PIXELS];
         let mut pix = 0;
         while pix < pixels {
-            // the last pixel of an odd count is paired with itself
-            let p1 = if pix + 1 < pixels { pix + 1 } else { pix };
-            gather(a, x, pix, 0, &mut pairs, &mut tails[0]);
-            gather(a, x, p1, 1, &mut pairs, &mut tails[1]);
-            for (c, (w, ch)) in a.weights.chunks_exact(k).zip(chans.iter()).enumerate() {
-                let (mut s0, mut s1) = dot2(&pairs, &w[..k4], groups, (ch.bias, ch.bias));
-                for (t, &wv) in w[k4..].iter().enumerate() {
-                    s0 += tails[0][t] as i32 * wv as i32;
-                    s1 += tails[1][t] as i32 * wv as i32;
-                }
-                y[pix * oc + c] = finish(s0, ch.requant, a.rounding, a.y_zero_point, a.clamp);
-                y[p1 * oc + c] = finish(s1, ch.requant, a.rounding, a.y_zero_point, a.clamp);
+            // the last pixels of a count that is not a multiple of four repeat the last one
+            let ps: [usize; PIXELS] = core::array::from_fn(|p| (pix + p).min(pixels - 1));
+            for (p, (&px, tail)) in ps.iter().zip(tails.iter_mut()).enumerate() {
+                gather(a, x, &zps, px, p, &mut q, tail);
             }
-            pix += 2;
+            for (c, (w, ch)) in a.weights.chunks_exact(k).zip(chans).enumerate() {
+                let mut s = dot4(&q, &w[..k4], groups, [ch.bias; PIXELS]);
+                for (t, &wv) in w[k4..].iter().enumerate() {
+                    for (s, tail) in s.iter_mut().zip(&tails) {
+                        *s = s.wrapping_add(tail[t] as i32 * wv as i32);
+                    }
+                }
+                for (&px, &s) in ps.iter().zip(&s) {
+                    y[px * oc + c] = byte(s, ch);
+                }
+            }
+            pix += PIXELS;
+        }
+    }
+}
+
+/// Most channels of a depthwise 3x3 layer taken by [`DualMac`]'s own kernel (its expanded
+/// weights are 9 x 256 i16, 4.5 KiB of stack); wider layers and other windows go to [`Fast`].
+pub const DEPTHWISE_CHANNELS: usize = 256;
+
+/// A depthwise 3x3 layer's weights as i16, four channels at a time: for channels `c..c + 4` and
+/// each tap, `[w_c|w_c+2]` then `[w_c+1|w_c+3]` (36 halfwords per block).
+#[repr(C, align(4))]
+pub(crate) struct Expanded {
+    pub(crate) h: [i16; 9 * DEPTHWISE_CHANNELS],
+}
+
+/// The portable twin of the depthwise assembly: `acc[j] + sum_t taps[t][c + j] * w_t,c+j` for
+/// the four channels from `c`, with `w` one block of [`Expanded`] (36 halfwords).
+pub fn depthwise_block_portable(taps: &[&[i8]; 9], c: usize, w: &[i16], acc: [i32; 4]) -> [i32; 4] {
+    let mut a = acc;
+    for (t, ws) in taps.iter().zip(w.chunks_exact(4)) {
+        let x = &t[c..c + 4];
+        a[0] = a[0].wrapping_add(x[0] as i32 * ws[0] as i32);
+        a[2] = a[2].wrapping_add(x[2] as i32 * ws[1] as i32);
+        a[1] = a[1].wrapping_add(x[1] as i32 * ws[2] as i32);
+        a[3] = a[3].wrapping_add(x[3] as i32 * ws[3] as i32);
+    }
+    a
+}
+
+#[cfg(all(feature = "dsp", target_arch = "arm"))]
+use super::dsp::Taps;
+
+/// The nine taps of one output pixel, for [`depthwise_block_portable`].
+#[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+struct Taps<'a>([&'a [i8]; 9]);
+
+#[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+impl<'a> Taps<'a> {
+    fn new(taps: [&'a [i8]; 9]) -> Self {
+        Self(taps)
+    }
+
+    #[inline(always)]
+    fn block(&self, c: usize, e: &Expanded, b: usize, acc: [i32; 4]) -> [i32; 4] {
+        depthwise_block_portable(&self.0, c, &e.h[36 * b..36 * b + 36], acc)
+    }
+}
+
+impl DualMac {
+    fn depthwise3x3(a: &ConvArgs, x: &[i8], y: &mut [i8], chans: &mut [Channel], out: OutRange) {
+        let (i, o, win) = (a.input, a.output, a.window);
+        let ch = i.c as usize;
+        let blocks = ch / 4;
+        let zp = a.x_zero_point as i32;
+        let mut e = Expanded {
+            h: [0; 9 * DEPTHWISE_CHANNELS],
+        };
+        for (c, chan) in chans.iter_mut().enumerate() {
+            let sum: i32 = (0..9).map(|t| a.weights[t * ch + c] as i32).sum();
+            chan.bias = chan.bias.wrapping_sub(zp * sum);
+        }
+        for b in 0..blocks {
+            for t in 0..9 {
+                let w = &a.weights[t * ch + 4 * b..][..4];
+                let d = &mut e.h[(b * 9 + t) * 4..][..4];
+                d.copy_from_slice(&[w[0], w[2], w[1], w[3]].map(i16::from));
+            }
+        }
+        let zps = [a.x_zero_point; DEPTHWISE_CHANNELS];
+        let zps = &zps[..ch];
+        for oy in 0..o.h as usize {
+            let rows = [0, 1, 2].map(|ky| tap(oy, ky, win.sh, win.pad_top, i.h));
+            for ox in 0..o.w as usize {
+                let cols = [0, 1, 2].map(|kx| tap(ox, kx, win.sw, win.pad_left, i.w));
+                let taps: [&[i8]; 9] = core::array::from_fn(|t| match (rows[t / 3], cols[t % 3]) {
+                    (Some(iy), Some(ix)) => &x[(iy * i.w as usize + ix) * ch..][..ch],
+                    _ => zps,
+                });
+                let outs = &mut y[(oy * o.w as usize + ox) * ch..][..ch];
+                for c in 4 * blocks..ch {
+                    let s = (0..9).fold(chans[c].bias, |s, t| {
+                        s.wrapping_add(taps[t][c] as i32 * a.weights[t * ch + c] as i32)
+                    });
+                    outs[c] = out.byte(s, chans[c].m);
+                }
+                let taps = Taps::new(taps);
+                let blocks = chans.chunks_exact(4).zip(outs.chunks_exact_mut(4));
+                for (b, (cs, os)) in blocks.enumerate() {
+                    let s = taps.block(
+                        4 * b,
+                        &e,
+                        b,
+                        [cs[0].bias, cs[1].bias, cs[2].bias, cs[3].bias],
+                    );
+                    for ((o, s), c) in os.iter_mut().zip(s).zip(cs) {
+                        *o = out.byte(s, c.m);
+                    }
+                }
+            }
         }
     }
 }
@@ -147,16 +309,33 @@ impl DualMac {
 impl Kernels for DualMac {
     fn conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
         let k = a.window.kh as usize * a.window.kw as usize * a.input.c as usize;
-        if k > PAIR_CAPACITY || a.output.c as usize > CHANNEL_CACHE {
+        let oc = a.output.c as usize;
+        if k > PAIR_CAPACITY || oc > CHANNEL_CACHE {
             return Fast::conv2d(a, x, y);
         }
-        Self::conv2d_pairs(a, x, y)
+        let mut chans = [Channel::default(); CHANNEL_CACHE];
+        let chans = &mut chans[..oc];
+        a.channels.decode_into(chans);
+        match OutRange::f32_product(a, chans) {
+            Some(out) => Self::conv2d_quads(a, x, y, chans, |s, ch| out.byte(s, ch.m)),
+            None => Self::conv2d_quads(a, x, y, chans, |s, ch| {
+                finish(s, ch.requant, a.rounding, a.y_zero_point, a.clamp)
+            }),
+        }
     }
 
     fn depthwise_conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
-        // measured: a four-channel register loop cost 28 instructions per MAC in QEMU against
-        // Fast's 23 (its 64-channel blocks amortise each tap's set-up); kept for now
-        Fast::depthwise_conv2d(a, x, y)
+        let (win, ch) = (a.window, a.input.c as usize);
+        if win.kh != 3 || win.kw != 3 || ch > DEPTHWISE_CHANNELS {
+            return Fast::depthwise_conv2d(a, x, y);
+        }
+        let mut chans = [Channel::default(); DEPTHWISE_CHANNELS];
+        let chans = &mut chans[..ch];
+        a.channels.decode_into(chans);
+        match OutRange::f32_product(a, chans) {
+            Some(out) => Self::depthwise3x3(a, x, y, chans, out),
+            None => Fast::depthwise_conv2d(a, x, y),
+        }
     }
 
     fn fully_connected(a: &ConvArgs, x: &[i8], y: &mut [i8]) {

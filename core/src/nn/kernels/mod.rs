@@ -1,7 +1,8 @@
 //! Kernels: pure functions over NHWC int8 slices. They never see the file format.
 //!
 //! [`Reference`] is the plain scalar definition of every operator; [`Fast`] (portable) and
-//! [`DualMac`] (convolutions as CMSIS-NN-style pixel pairs, in assembly on the Cortex-M) are
+//! [`DualMac`] (convolutions over CMSIS-NN-style four-pixel patches and a four-channel depthwise
+//! 3x3, in assembly on the Cortex-M) are
 //! what inference uses ([`Inference`]), tested against it over random shapes (the tests below,
 //! and the same cases in QEMU: `firmware/src/bin/kernel_tests.rs`). Both assume arguments that [`crate::nn::Model`] has validated: slice
 //! lengths match the shapes, windows fit, and fan-in is small enough that no i32 sum overflows.
@@ -17,7 +18,9 @@ mod reference;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod x86;
 
-pub use dual::{DualMac, PAIR_CAPACITY, dot2_portable};
+pub use dual::{
+    DEPTHWISE_CHANNELS, DualMac, PAIR_CAPACITY, depthwise_block_portable, dot4_portable,
+};
 pub use fast::Fast;
 pub use reference::Reference;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -95,6 +98,8 @@ impl<'a> ChannelParams<'a> {
 pub(crate) struct Channel {
     pub bias: i32,
     pub requant: Requant,
+    /// The multiplier as a normal f32 for [`OutRange::byte`]; 0 where it has none.
+    pub m: f32,
 }
 
 /// Most output channels whose parameters the fast kernels decode onto the stack (8 KiB); layers
@@ -105,11 +110,42 @@ impl ChannelParams<'_> {
     /// Decodes the first `out.len()` channels.
     pub(crate) fn decode_into(&self, out: &mut [Channel]) {
         for (c, ch) in out.iter_mut().enumerate() {
+            let requant = self.requant(c);
             *ch = Channel {
                 bias: self.bias(c),
-                requant: self.requant(c),
+                requant,
+                m: requant.normal_f32().unwrap_or(0.0),
             };
         }
+    }
+}
+
+/// A layer's output clamp with its zero point taken off, for the f32-product rule without a
+/// range test ([`crate::quant::round_product_f32`]): `clamp(r, min - zp, max - zp) + zp` equals
+/// `clamp(r + zp, min, max)` for any `r` of the right sign, and never overflows.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OutRange {
+    lo: i32,
+    hi: i32,
+    zp: i32,
+}
+
+impl OutRange {
+    /// `None` unless the layer rounds by the f32 product and every channel's multiplier is a
+    /// normal f32: then [`OutRange::byte`] gives [`finish_reference`]'s byte.
+    pub(crate) fn f32_product(a: &ConvArgs, chans: &[Channel]) -> Option<Self> {
+        let normal = chans.iter().all(|c| c.m != 0.0);
+        (a.rounding == Rounding::F32Product && normal).then_some(Self {
+            lo: a.clamp.min as i32 - a.y_zero_point as i32,
+            hi: a.clamp.max as i32 - a.y_zero_point as i32,
+            zp: a.y_zero_point as i32,
+        })
+    }
+
+    /// Accumulator to output byte, for a channel with multiplier `m`.
+    #[inline(always)]
+    pub(crate) fn byte(&self, acc: i32, m: f32) -> i8 {
+        (crate::quant::round_product_f32(acc, m).clamp(self.lo, self.hi) + self.zp) as i8
     }
 }
 

@@ -107,9 +107,13 @@ impl Rng {
             .map(|_| (self.next() % 20001) as i32 - 10000)
             .collect()
     }
+    /// Mostly multipliers that keep outputs in range, one in eight large enough to saturate.
     fn multipliers(&mut self, n: usize) -> Vec<f32> {
         (0..n)
-            .map(|_| (self.next() % 10_000 + 1) as f32 * 1.3e-6)
+            .map(|_| {
+                let large = self.next().is_multiple_of(8);
+                (self.next() % 10_000 + 1) as f32 * if large { 1.3e-2 } else { 1.3e-6 }
+            })
             .collect()
     }
 }
@@ -203,6 +207,22 @@ proptest! {
     fn fast_fully_connected_equals_reference(c in case()) { check_conv(&c, 2) }
 
     #[test]
+    fn dual_mac_3x3_equals_reference(
+        c in case(), h in 1u16..14, w in 1u16..14, ch in 1u16..41, s in 1u8..3, pads in any::<[bool; 4]>(),
+    ) {
+        // DualMac's own depthwise 3x3 and four-pixel convolution, on the f32-product rule
+        let p = |on: bool| if on { 1 } else { 0 };
+        let window = Window {
+            kh: 3, kw: 3, sh: s, sw: s,
+            pad_top: p(pads[0]), pad_left: p(pads[1]), pad_bottom: p(pads[2]), pad_right: p(pads[3]),
+        };
+        prop_assume!(window.output_hw(h, w).is_some());
+        let c = Case { input: Shape::new(h, w, ch), window, rounding: Rounding::F32Product, ..c };
+        check_conv(&c, 1);
+        check_conv(&c, 0);
+    }
+
+    #[test]
     fn fast_pools_equal_reference(c in case()) {
         let mut rng = Rng(c.seed);
         let x = rng.i8s(c.input.len());
@@ -280,13 +300,29 @@ fn dual_mac_equals_reference_on_wide_and_odd_patches() {
 }
 
 #[test]
-fn dual_mac_portable_dot_follows_the_pair_layout() {
-    // one group: pixel 0 is 1 2 3 4, pixel 1 is -1 -2 -3 -4, stored [x0|x2] [x1|x3] per pixel
-    let h = [1, 3, 2, 4, -1, -3, -2, -4];
+fn dual_mac_portable_dot_follows_the_quad_layout() {
+    // one group: pixel p is (1 2 3 4) * (p + 1) * (-1)^p, stored [x0|x2] [x1|x3] per pixel
+    let h: Vec<i16> = (0..4)
+        .flat_map(|p: i16| [1, 3, 2, 4].map(|v| v * (p + 1) * if p % 2 == 0 { 1 } else { -1 }))
+        .collect();
     let w = [1, 10, 100, -1];
+    let one = 1 + 20 + 300 - 4;
     assert_eq!(
-        dot2_portable(&h, &w, 1, (5, 0)),
-        (5 + 1 + 20 + 300 - 4, -317)
+        dot4_portable(&h, &w, 1, [5, 0, 0, 7]),
+        [5 + one, -2 * one, 3 * one, 7 - 4 * one]
+    );
+}
+
+#[test]
+fn dual_mac_portable_depthwise_follows_the_expanded_layout() {
+    // tap t holds channels (t, 2t, 3t, 4t); weights per tap [w0|w2] [w1|w3] = 1, 3, 2, 4
+    let rows: Vec<[i8; 4]> = (0..9).map(|t: i8| [t, 2 * t, 3 * t, 4 * t]).collect();
+    let taps: [&[i8]; 9] = core::array::from_fn(|t| &rows[t][..]);
+    let w: Vec<i16> = (0..9).flat_map(|_| [1, 3, 2, 4]).collect();
+    let sum_t = 36; // 0 + 1 + ... + 8
+    assert_eq!(
+        depthwise_block_portable(&taps, 0, &w, [1, 0, 0, 0]),
+        [1 + sum_t, 2 * 2 * sum_t, 3 * 3 * sum_t, 4 * 4 * sum_t]
     );
 }
 
