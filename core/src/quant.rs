@@ -227,7 +227,14 @@ const MAGIC: f32 = 12_582_912.0;
 /// most, and `as` saturates), so clamping to any int8 range gives the same byte.
 #[inline(always)]
 pub fn round_product_f32(acc: i32, m: f32) -> i32 {
-    ((acc as f32 * m + MAGIC) - MAGIC) as i32
+    round_f32_unchecked(acc as f32 * m)
+}
+
+/// `v` rounded to an integer, ties to even, exactly when `|v| < 2^22`; larger values keep their
+/// sign and at least 2^21 of magnitude (saturating at the i32 limits), and NaN gives 0.
+#[inline(always)]
+pub fn round_f32_unchecked(v: f32) -> i32 {
+    ((v + MAGIC) - MAGIC) as i32
 }
 
 /// `v` clamped to `±NARROW_LIMIT`.

@@ -92,6 +92,47 @@ pub(crate) fn dot4(quads: &Quads, w: &[i8], groups: usize, acc: [i32; 4]) -> [i3
     [a0, a1, a2, a3]
 }
 
+/// Writes `groups` groups of four bytes of `src`, less `zp`, as the pair words `[x0|x2]` and
+/// `[x1|x3]` at every 16th halfword of `dst` (one pixel's slots in [`Quads`]), exactly as
+/// [`super::dual::widen_portable`]: CMSIS-NN's reordering im2col, `SXTAB16` extending and
+/// offsetting two bytes at once (5 instructions per group, against 15 in Rust).
+#[inline(always)]
+pub(crate) fn widen(src: &[i8], dst: &mut [i16], groups: usize, zp: i8) {
+    // group g writes dst[16 g..16 g + 4]: the last one needs 16 (groups - 1) + 4 halfwords
+    let groups = groups.min(src.len() / 4).min((dst.len() + 12) / 16);
+    if groups == 0 || dst.as_ptr() as usize % 4 != 0 {
+        return super::dual::widen_portable(src, dst, groups, zp);
+    }
+    let minus = (-(zp as i32)) as u16 as u32;
+    let offsets = minus << 16 | minus;
+    // SAFETY: the loop runs exactly `groups` times (SUBS/BNE count r2 down from `groups` >= 1).
+    // Each pass reads 4 bytes at r0 (LDR, post-incremented by 4: `4 * groups` bytes of `src` in
+    // all, no more than its length by the `min` above; unaligned, allowed for LDR on ARMv7-M) and
+    // writes 8 bytes at r1 (STRD, post-incremented by 32): halfwords `16 g..16 g + 4` of `dst`
+    // for g < `groups`, inside it by the `min` above. `src` is borrowed shared and `dst`
+    // exclusively for the call, so the write aliases nothing else. STRD needs a word-aligned
+    // address: checked above, and r1 advances by 32. Only operand registers and the flags
+    // (SUBS, not declared preserved) change; no stack is used.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr r4, [r0], #4",
+            "sxtab16 r5, r3, r4",
+            "sxtab16 r4, r3, r4, ror #8",
+            "strd r5, r4, [r1], #32",
+            "subs r2, r2, #1",
+            "bne 2b",
+            inout("r0") src.as_ptr() => _,
+            inout("r1") dst.as_mut_ptr() => _,
+            inout("r2") groups => _,
+            in("r3") offsets,
+            out("r4") _,
+            out("r5") _,
+            options(nostack),
+        );
+    }
+}
+
 /// One depthwise tap over four channels: x = the four activations at the tap's address + c,
 /// split into `[x0|x2]` (r5) and `[x1|x3]` (lr); weights `[w0|w2]` (r8) and `[w1|w3]` (r12).
 macro_rules! tap {

@@ -74,23 +74,12 @@ fn dot4(quads: &Quads, w: &[i8], groups: usize, acc: [i32; 4]) -> [i32; 4] {
 }
 
 /// Writes patch elements `k0..k0 + src.len()` of pixel `p` (zero point subtracted): whole
-/// aligned groups straight to their four slots, the rest one by one, the last `k % 4` of the
-/// patch into `tail`.
+/// aligned groups straight to their four slots, the rest one by one.
 #[inline(always)]
-fn put_run(
-    q: &mut Quads,
-    tail: &mut [i16; 3],
-    k4: usize,
-    k0: usize,
-    src: &[i8],
-    zp: i16,
-    p: usize,
-) {
-    let put = |q: &mut Quads, tail: &mut [i16; 3], k: usize, v: i16| {
-        if k < k4 {
-            q.h[slot(k, p)] = v;
-        } else if let Some(t) = tail.get_mut(k - k4) {
-            *t = v;
+fn put_run(q: &mut Quads, k0: usize, src: &[i8], zp: i8, p: usize) {
+    let put = |q: &mut Quads, k: usize, v: i8| {
+        if let Some(h) = q.h.get_mut(slot(k, p)) {
+            *h = v as i16 - zp as i16;
         }
     };
     let (mut k, mut s) = (k0, src);
@@ -98,42 +87,45 @@ fn put_run(
         let Some((&v, rest)) = s.split_first() else {
             return;
         };
-        put(q, tail, k, v as i16 - zp);
+        put(q, k, v);
         (k, s) = (k + 1, rest);
     }
-    let whole = (s.len() / 4).min(k4.saturating_sub(k) / 4);
-    let g0 = (k >> 2) * 16 + p * 4;
-    for (g, v) in s[..4 * whole].chunks_exact(4).enumerate() {
-        let d = &mut q.h[g0 + 16 * g..][..4];
-        d[0] = v[0] as i16 - zp;
-        d[1] = v[2] as i16 - zp;
-        d[2] = v[1] as i16 - zp;
-        d[3] = v[3] as i16 - zp;
-    }
+    let whole = s.len() / 4;
+    widen(s, &mut q.h[(k >> 2) * 16 + p * 4..], whole, zp);
     k += 4 * whole;
     for &v in &s[4 * whole..] {
-        put(q, tail, k, v as i16 - zp);
+        put(q, k, v);
         k += 1;
     }
 }
 
+/// The portable twin of the reordering im2col: `groups` groups of four bytes of `src`, less
+/// `zp`, to halfwords `16 g..16 g + 4` of `dst` in the order `x0 x2 x1 x3`.
+pub fn widen_portable(src: &[i8], dst: &mut [i16], groups: usize, zp: i8) {
+    let zp = zp as i16;
+    for (d, v) in dst.chunks_mut(16).zip(src.chunks_exact(4)).take(groups) {
+        if let [d0, d1, d2, d3, ..] = d {
+            *d0 = v[0] as i16 - zp;
+            *d1 = v[2] as i16 - zp;
+            *d2 = v[1] as i16 - zp;
+            *d3 = v[3] as i16 - zp;
+        }
+    }
+}
+
+#[cfg(all(feature = "dsp", target_arch = "arm"))]
+use super::dsp::widen;
+#[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+use widen_portable as widen;
+
 /// Gathers output pixel `pix`'s patch as pixel `p` of the four. A kernel row that lies wholly
 /// inside the input is one contiguous run of `kw * in_c` bytes; padded taps copy `zps` (the zero
 /// point, so they become 0).
-fn gather(
-    a: &ConvArgs,
-    x: &[i8],
-    zps: &[i8],
-    pix: usize,
-    p: usize,
-    q: &mut Quads,
-    tail: &mut [i16; 3],
-) {
+fn gather(a: &ConvArgs, x: &[i8], zps: &[i8], pix: usize, p: usize, q: &mut Quads) {
     let (i, o, win) = (a.input, a.output, a.window);
     let (kh, kw, ic) = (win.kh as usize, win.kw as usize, i.c as usize);
     let (oy, ox) = (pix / o.w as usize, pix % o.w as usize);
-    let k4 = (kh * kw * ic) & !3;
-    let zp = a.x_zero_point as i16;
+    let zp = a.x_zero_point;
     let row = kw * ic;
     let first = tap(ox, 0, win.sw, win.pad_left, i.w);
     let last = tap(ox, kw - 1, win.sw, win.pad_left, i.w);
@@ -142,7 +134,7 @@ fn gather(
         match (tap(oy, ky, win.sh, win.pad_top, i.h), first, last) {
             (Some(iy), Some(ix), Some(_)) => {
                 let src = &x[(iy * i.w as usize + ix) * ic..][..row];
-                put_run(q, tail, k4, k0, src, zp, p);
+                put_run(q, k0, src, zp, p);
             }
             (Some(iy), ..) => {
                 for kx in 0..kw {
@@ -150,12 +142,12 @@ fn gather(
                         Some(ix) => &x[(iy * i.w as usize + ix) * ic..][..ic],
                         None => &zps[..ic],
                     };
-                    put_run(q, tail, k4, k0 + kx * ic, src, zp, p);
+                    put_run(q, k0 + kx * ic, src, zp, p);
                 }
             }
             (None, ..) => {
                 for kx in 0..kw {
-                    put_run(q, tail, k4, k0 + kx * ic, &zps[..ic], zp, p);
+                    put_run(q, k0 + kx * ic, &zps[..ic], zp, p);
                 }
             }
         }
@@ -174,35 +166,53 @@ impl DualMac {
         chans: &[Channel],
         byte: impl Fn(i32, &Channel) -> i8,
     ) {
-        let o = a.output;
         let k = a.window.kh as usize * a.window.kw as usize * a.input.c as usize;
-        let (k4, groups) = (k & !3, k / 4);
-        let oc = o.c as usize;
-        let pixels = o.h as usize * o.w as usize;
+        // the patch padded with zeros to whole groups: a channel whose weights are followed by
+        // at least `kp - k` more bytes (every one but the last few) reads them as whole groups
+        // too, since they meet only zeros; the others finish the last `k % 4` one by one
+        let (k4, kp) = (k & !3, k.next_multiple_of(4));
+        let oc = a.output.c as usize;
+        let pixels = a.output.h as usize * a.output.w as usize;
         let mut q = Quads {
             h: [0; PIXELS * PAIR_CAPACITY],
         };
         let zps = [a.x_zero_point; ZP_ROW];
-        let mut tails = [[0i16; 3]; PIXELS];
-        let mut pix = 0;
-        while pix < pixels {
-            // the last pixels of a count that is not a multiple of four repeat the last one
-            let ps: [usize; PIXELS] = core::array::from_fn(|p| (pix + p).min(pixels - 1));
-            for (p, (&px, tail)) in ps.iter().zip(tails.iter_mut()).enumerate() {
-                gather(a, x, &zps, px, p, &mut q, tail);
+        // where the repeated pixels of a last, partial pass write
+        let mut spare = [[0i8; CHANNEL_CACHE]; PIXELS - 1];
+        for pix in (0..pixels).step_by(PIXELS) {
+            // a count that is not a multiple of four repeats the last pixel
+            for p in 0..PIXELS {
+                gather(a, x, &zps, (pix + p).min(pixels - 1), p, &mut q);
             }
-            for (c, (w, ch)) in a.weights.chunks_exact(k).zip(chans).enumerate() {
-                let mut s = dot4(&q, &w[..k4], groups, [ch.bias; PIXELS]);
-                for (t, &wv) in w[k4..].iter().enumerate() {
-                    for (s, tail) in s.iter_mut().zip(&tails) {
-                        *s = s.wrapping_add(tail[t] as i32 * wv as i32);
+            let n = (pixels - pix).min(PIXELS);
+            let mut rows = y[pix * oc..][..n * oc].chunks_exact_mut(oc);
+            let mut spares = spare.iter_mut();
+            let [o0, o1, o2, o3]: [&mut [i8]; PIXELS] = core::array::from_fn(|_| {
+                rows.next()
+                    .or_else(|| spares.next().map(|s| &mut s[..oc]))
+                    .unwrap_or(&mut [])
+            });
+            let outs = o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3);
+            for (c, (ch, (((y0, y1), y2), y3))) in chans.iter().zip(outs).enumerate() {
+                let s = match a.weights.get(c * k..c * k + kp) {
+                    Some(w) => dot4(&q, w, kp / 4, [ch.bias; PIXELS]),
+                    None => {
+                        let w = &a.weights[c * k..][..k];
+                        let mut s = dot4(&q, &w[..k4], k / 4, [ch.bias; PIXELS]);
+                        for (t, &wv) in w[k4..].iter().enumerate() {
+                            for (p, s) in s.iter_mut().enumerate() {
+                                let x = q.h[slot(k4 + t, p)] as i32;
+                                *s = s.wrapping_add(x * wv as i32);
+                            }
+                        }
+                        s
                     }
-                }
-                for (&px, &s) in ps.iter().zip(&s) {
-                    y[px * oc + c] = byte(s, ch);
-                }
+                };
+                *y0 = byte(s[0], ch);
+                *y1 = byte(s[1], ch);
+                *y2 = byte(s[2], ch);
+                *y3 = byte(s[3], ch);
             }
-            pix += PIXELS;
         }
     }
 }

@@ -2,6 +2,8 @@
 //! vectorise the inner loops: contiguous NHWC rows, zero-point subtraction hoisted out of the
 //! multiply-accumulate, and accumulators in small stack arrays (no heap, bounded stack).
 
+use crate::quant::round_f32_unchecked;
+
 use super::{
     AddArgs, AvgPoolArgs, CHANNEL_CACHE, Channel, ConvArgs, Kernels, PadArgs, PoolArgs, Reference,
     finish, tap,
@@ -102,28 +104,20 @@ impl Kernels for Fast {
     fn add(a: &AddArgs, xa: &[i8], xb: &[i8], y: &mut [i8]) {
         // The reference's f32 arithmetic, with each input's 256 dequantised values looked up
         // instead of computed, the reciprocal taken once, and round-half-even by the 1.5 * 2^23
-        // trick (exact for |v| < 2^22; anything larger saturates either way) instead of libm.
+        // trick instead of libm. It is exact below 2^22; a larger value keeps its sign and
+        // magnitude, so clamping it to the output range (less the zero point, so nothing
+        // overflows) gives the reference's byte; NaN gives 0 in both.
         let (mut ta, mut tb) = ([0f32; 256], [0f32; 256]);
         for q in i8::MIN..=i8::MAX {
             ta[(q as u8) as usize] = a.a.dequantize(q);
             tb[(q as u8) as usize] = a.b.dequantize(q);
         }
         let inv = 1.0 / a.y.scale;
-        const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
         let zp = a.y.zero_point as i32;
-        let (lo, hi) = (a.clamp.min as i32, a.clamp.max as i32);
+        let (lo, hi) = (a.clamp.min as i32 - zp, a.clamp.max as i32 - zp);
         for ((&p, &q), out) in xa.iter().zip(xb).zip(y.iter_mut()) {
             let v = (ta[p as u8 as usize] + tb[q as u8 as usize]) * inv;
-            // one comparison for the common case; NaN and large values take the slow branch
-            let r = if v.abs() < 4_194_304.0 {
-                ((v + MAGIC) - MAGIC) as i32
-            } else if v.is_nan() {
-                0
-            } else {
-                v.clamp(-1.0e6, 1.0e6) as i32
-            };
-            // saturating to int8 and then clamping is one clamp: [lo, hi] lies inside int8
-            *out = (r + zp).clamp(lo, hi) as i8;
+            *out = (round_f32_unchecked(v).clamp(lo, hi) + zp) as i8;
         }
     }
 
