@@ -1,6 +1,6 @@
 //! The kernel tests on the chip: every kernel inference uses on the Cortex-M ([`DualMac`]: the
-//! `SMLAD` assembly for convolutions; [`Fast`]: depthwise, fully connected, pools, add on the
-//! FPU) against the scalar [`Reference`], over fixed awkward shapes and then random ones (odd
+//! `SMLAD` assembly for convolutions, the `SMLABB`/`SMLATT` depthwise 3x3; [`Fast`]: other
+//! depthwise windows, fully connected, pools, add on the FPU) against the scalar [`Reference`], over fixed awkward shapes and then random ones (odd
 //! widths and channel counts, stride 2 on odd sizes, 1x1 spatial, padding, channel counts that are
 //! not multiples of 4). Logs each mismatch and a summary, and exits 0 only if every output byte
 //! is equal. `tests/it/firmware.rs` runs it in QEMU.
@@ -22,7 +22,7 @@ const RANDOM_CASES: u32 = 400;
 const MAX_X: usize = 16 * 16 * 132;
 const MAX_W: usize = 24 * 5 * 5 * 48;
 const MAX_Y: usize = 16 * 16 * 132;
-const MAX_C: usize = 132;
+const MAX_C: usize = 260;
 
 /// The core's SplitMix64, as the host kernel tests use it.
 struct Rng(u64);
@@ -267,7 +267,7 @@ fn main() -> ! {
         rounding: Rounding::Exact,
     };
     // awkward shapes first: 1x1 spatial, odd widths and channels, stride 2 on odd sizes, the
-    // pairs buffer at its capacity (3x3 over 128 channels) and just over it
+    // patch buffer at its capacity (3x3 over 128 channels) and just over it
     let fixed = [
         Case { ..base },
         Case {
@@ -306,6 +306,29 @@ fn main() -> ! {
             input: Shape::new(1, 1, 4),
             window: padded(1, 1, [false; 4]),
             out_c: 1,
+            ..base
+        },
+        // BlazeFace-like: 42 channels (not a multiple of 4), stride 2 with one-sided padding
+        Case {
+            input: Shape::new(7, 9, 42),
+            window: padded(3, 2, [false, false, true, true]),
+            out_c: 7,
+            rounding: Rounding::F32Product,
+            ..base
+        },
+        // the depthwise kernel's channel capacity, and just over it (the fallback)
+        Case {
+            input: Shape::new(3, 4, 256),
+            window: padded(3, 1, [true; 4]),
+            out_c: 5,
+            rounding: Rounding::F32Product,
+            ..base
+        },
+        Case {
+            input: Shape::new(3, 4, 257),
+            window: padded(3, 1, [true; 4]),
+            out_c: 5,
+            rounding: Rounding::F32Product,
             ..base
         },
     ];

@@ -27,7 +27,7 @@ pub struct DualMac;
 
 /// Largest patch (`kh * kw * in_c`) handled here; larger ones go to [`Fast`]. 3x3 over 128
 /// channels; the four-pixel buffer is 4 x 1152 i16 (9 KiB of stack).
-pub const PAIR_CAPACITY: usize = 1152;
+pub const QUAD_PATCH_CAPACITY: usize = 1152;
 
 /// Pixels gathered per pass.
 const PIXELS: usize = 4;
@@ -36,10 +36,10 @@ const PIXELS: usize = 4;
 /// assembly may load it as words.
 #[repr(C, align(4))]
 pub(crate) struct Quads {
-    pub(crate) h: [i16; PIXELS * PAIR_CAPACITY],
+    pub(crate) h: [i16; PIXELS * QUAD_PATCH_CAPACITY],
 }
 
-/// Position in [`Quads::h`] of patch element `k` (below the last whole group) of pixel `p`.
+/// Position in [`Quads::h`] of patch element `k` of pixel `p`.
 #[inline(always)]
 fn slot(k: usize, p: usize) -> usize {
     (k >> 2) * 16 + p * 4 + (k & 1) * 2 + ((k >> 1) & 1)
@@ -154,9 +154,9 @@ fn gather(a: &ConvArgs, x: &[i8], zps: &[i8], pix: usize, p: usize, q: &mut Quad
     }
 }
 
-/// Bytes of zero point: the source of padded taps. Covers one pixel's channels up to
-/// [`PAIR_CAPACITY`] (a convolution patch) or [`DEPTHWISE_CHANNELS`].
-const ZP_ROW: usize = PAIR_CAPACITY;
+/// Bytes of zero point, the source of a convolution's padded taps: one tap's channels, at most a
+/// whole patch.
+const ZP_ROW: usize = QUAD_PATCH_CAPACITY;
 
 impl DualMac {
     fn conv2d_quads(
@@ -174,7 +174,7 @@ impl DualMac {
         let oc = a.output.c as usize;
         let pixels = a.output.h as usize * a.output.w as usize;
         let mut q = Quads {
-            h: [0; PIXELS * PAIR_CAPACITY],
+            h: [0; PIXELS * QUAD_PATCH_CAPACITY],
         };
         let zps = [a.x_zero_point; ZP_ROW];
         // where the repeated pixels of a last, partial pass write
@@ -320,7 +320,7 @@ impl Kernels for DualMac {
     fn conv2d(a: &ConvArgs, x: &[i8], y: &mut [i8]) {
         let k = a.window.kh as usize * a.window.kw as usize * a.input.c as usize;
         let oc = a.output.c as usize;
-        if k > PAIR_CAPACITY || oc > CHANNEL_CACHE {
+        if k > QUAD_PATCH_CAPACITY || oc > CHANNEL_CACHE {
             return Fast::conv2d(a, x, y);
         }
         let mut chans = [Channel::default(); CHANNEL_CACHE];

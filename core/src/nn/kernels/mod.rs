@@ -19,7 +19,7 @@ mod reference;
 mod x86;
 
 pub use dual::{
-    DEPTHWISE_CHANNELS, DualMac, PAIR_CAPACITY, depthwise_block_portable, dot4_portable,
+    DEPTHWISE_CHANNELS, DualMac, QUAD_PATCH_CAPACITY, depthwise_block_portable, dot4_portable,
 };
 pub use fast::Fast;
 pub use reference::Reference;

@@ -253,8 +253,9 @@ proptest! {
     }
 }
 
-/// Wide patches: DualMac's pairs buffer near its capacity (3x3 over 128 channels), just over it
-/// (the fallback), 1x1 over odd channel counts, and an odd number of output pixels.
+/// Wide patches and layers: DualMac's patch buffer near its capacity (3x3 over 128 channels),
+/// just over it (the fallback), 1x1 over odd channel counts, an odd number of output pixels, and
+/// the depthwise kernel at and over its channel capacity, on both rounding rules.
 #[test]
 fn dual_mac_equals_reference_on_wide_and_odd_patches() {
     let same = |k: u8| Window {
@@ -281,21 +282,25 @@ fn dual_mac_equals_reference_on_wide_and_odd_patches() {
             8,
         ),
         (Shape::new(1, 1, 4), same(1), 1),
+        // the depthwise kernel's channel capacity, and just over it (the fallback)
+        (Shape::new(3, 4, 256), same(3), 5),
+        (Shape::new(3, 4, 257), same(3), 5),
     ];
     for (seed, (input, window, out_c)) in cases.into_iter().enumerate() {
-        check_conv(
-            &Case {
+        for rounding in [Rounding::Exact, Rounding::F32Product] {
+            let c = Case {
                 input,
                 window,
                 out_c,
                 x_zp: -7,
                 y_zp: 3,
                 clamp: Clamp::NONE,
-                rounding: Rounding::Exact,
+                rounding,
                 seed: seed as u64,
-            },
-            0,
-        );
+            };
+            check_conv(&c, 0);
+            check_conv(&c, 1);
+        }
     }
 }
 
