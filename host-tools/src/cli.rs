@@ -269,6 +269,10 @@ pub struct TrainArgs {
     /// folder) with a fresh schedule.
     #[arg(long, conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
+    /// Override train.labels: labels.csv files (FairFace's `path,gender,age_group,race`) for
+    /// train.oversample's groups; repeatable.
+    #[arg(long)]
+    pub labels: Vec<PathBuf>,
     /// Instead of training, time this many bare steps (tensors in, forward, backward, optimizer
     /// step; no augmentation, validation or checkpoints) on each of --backends and print the
     /// losses: the rate the whole epochs of a run are measured against.

@@ -377,6 +377,9 @@ fn train_cmd(a: TrainArgs, progress: bool) -> anyhow::Result<()> {
         };
         cfg.train.init_from = p.display().to_string();
     }
+    if !a.labels.is_empty() {
+        cfg.train.labels = a.labels.iter().map(|p| p.display().to_string()).collect();
+    }
     cfg.validate()?;
     let init = std::path::Path::new(&cfg.train.init_from);
     anyhow::ensure!(

@@ -185,6 +185,47 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
     let o = train("mismatch", &other, &["--init-from", &p(&d.join("run"))]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("loading --init-from"), "{}", stderr(&o));
+
+    // age-aware sampling: children's crops enter the epoch three times, classes stay balanced
+    let children = d.join("children.toml");
+    fs::write(
+        &children,
+        "[model]\ninput = 64\nwidths = [8, 16, 16, 32]\n[train]\nepochs = 1\nbatch = 32\n\
+         [train.oversample]\n\"age_group=3-9\" = 3\n",
+    )
+    .unwrap();
+    let o = train("unlabelled", &children, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("train.oversample needs train.labels"),
+        "{}",
+        stderr(&o)
+    );
+    let labels = p(&root().join("samples/fairface/labels.csv"));
+    let o = train("children", &children, &["--labels", &labels]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = stderr(&o)
+        .lines()
+        .find(|l| l.starts_with("oversampling age_group=3-9 x3 ("))
+        .unwrap_or_else(|| panic!("{}", stderr(&o)))
+        .to_string();
+    let count = |after: &str| -> usize {
+        line.split(after)
+            .nth(1)
+            .unwrap()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (kids, with, without) = (count("x3 ("), count("an epoch is "), count("(from "));
+    assert!(kids > 0 && with > without, "{line}");
+    let saved = fs::read_to_string(d.join("children/config.toml")).unwrap();
+    assert!(
+        saved.contains("labels.csv") && saved.contains("age_group=3-9"),
+        "{saved}"
+    );
 }
 
 #[test]

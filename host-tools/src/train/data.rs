@@ -123,12 +123,22 @@ impl Split {
 /// One epoch's order, class-balanced: every class is drawn as often as the largest one
 /// (smaller classes repeat, reshuffled), then everything is shuffled. Seeded by (seed, epoch).
 pub fn balanced_order(labels: &[usize], classes: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    balanced_order_repeated(labels, &[], classes, seed, epoch)
+}
+
+/// [`balanced_order`] with image `i` entering its class's pool `repeats[i]` times (once where
+/// `repeats` is shorter, never where it is 0): rare groups (children, say) are seen more often
+/// without unbalancing the classes.
+pub fn balanced_order_repeated(
+    labels: &[usize],
+    repeats: &[usize],
+    classes: usize,
+    seed: u64,
+    epoch: usize,
+) -> Vec<usize> {
     let mut rng =
         ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
-    for (i, &l) in labels.iter().enumerate() {
-        by_class[l].push(i);
-    }
+    let mut by_class = pools(labels, repeats, classes);
     let largest = by_class.iter().map(Vec::len).max().unwrap_or(0);
     let mut order = Vec::with_capacity(largest * classes);
     for members in by_class.iter_mut().filter(|m| !m.is_empty()) {
@@ -142,6 +152,23 @@ pub fn balanced_order(labels: &[usize], classes: usize, seed: u64, epoch: usize)
     }
     order.shuffle(&mut rng);
     order
+}
+
+/// The length of every [`balanced_order_repeated`] for these labels and repeats.
+pub fn balanced_len(labels: &[usize], repeats: &[usize], classes: usize) -> usize {
+    let by_class = pools(labels, repeats, classes);
+    let largest = by_class.iter().map(Vec::len).max().unwrap_or(0);
+    largest * by_class.iter().filter(|m| !m.is_empty()).count()
+}
+
+/// Each class's images, image `i` listed `repeats[i]` times (default 1).
+fn pools(labels: &[usize], repeats: &[usize], classes: usize) -> Vec<Vec<usize>> {
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        let r = repeats.get(i).copied().unwrap_or(1);
+        by_class[l].extend(std::iter::repeat_n(i, r));
+    }
+    by_class
 }
 
 /// NCHW floats for the images at `idx`, augmented with per-image seeds when `aug` is given;
@@ -217,6 +244,24 @@ mod tests {
         assert_eq!(o.iter().filter(|&&i| labels[i] == 1).count(), 5);
         assert_eq!(o, balanced_order(&labels, 2, 3, 0));
         assert_ne!(o, balanced_order(&labels, 2, 3, 1));
+    }
+
+    #[test]
+    fn oversampled_crops_are_drawn_more_often_and_classes_stay_balanced() {
+        // class 0: crops 0-3, crop 0 repeated 3 times; class 1: crops 4-5
+        let labels = [0, 0, 0, 0, 1, 1];
+        let repeats = [3, 1, 1, 1, 1, 1];
+        let o = balanced_order_repeated(&labels, &repeats, 2, 7, 0);
+        assert_eq!(o.len(), balanced_len(&labels, &repeats, 2));
+        assert_eq!(o.len(), 12);
+        assert_eq!(o.iter().filter(|&&i| i == 0).count(), 3);
+        assert_eq!(o.iter().filter(|&&i| labels[i] == 1).count(), 6);
+        // no repeats is the plain balanced order
+        assert_eq!(
+            balanced_order_repeated(&labels, &[], 2, 7, 0),
+            balanced_order(&labels, 2, 7, 0)
+        );
+        assert_eq!(balanced_len(&labels, &[], 2), 8);
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub struct TrainSettings {
     /// Start from these weights (a run's `best.bpk`, same `[model]`) instead of a random
     /// initialisation; empty: random. The schedule and optimizer start afresh (a warm restart).
     pub init_from: String,
+    /// FairFace-style labels.csv files (`path,gender,age_group,race`) that `oversample`'s groups
+    /// are looked up in, matched on class and file stem as `eval --labels` does.
+    pub labels: Vec<String>,
+    /// `attribute=value` groups whose training crops enter each epoch this many times (before the
+    /// classes are balanced), e.g. `"age_group=0-2" = 3`; a crop in two groups takes the larger.
+    pub oversample: std::collections::BTreeMap<String, usize>,
 }
 
 impl Default for TrainSettings {
@@ -89,6 +95,8 @@ impl Default for TrainSettings {
             threads: 0,
             limit: 0,
             init_from: String::new(),
+            labels: Vec::new(),
+            oversample: Default::default(),
         }
     }
 }
@@ -127,6 +135,16 @@ impl TrainConfig {
             (0.0..0.5).contains(&t.label_smoothing),
             "train.label_smoothing must be in [0, 0.5)"
         );
+        anyhow::ensure!(
+            t.oversample.is_empty() || !t.labels.is_empty(),
+            "train.oversample needs train.labels (or --labels): the files that say which crops are in its groups"
+        );
+        for (g, &n) in &t.oversample {
+            anyhow::ensure!(
+                g.contains('=') && (1..=100).contains(&n),
+                "train.oversample: {g:?} = {n}: expected \"attribute=value\" = 1..=100"
+            );
+        }
         Ok(())
     }
 }
@@ -353,7 +371,9 @@ pub fn train(
     let plain = t.backend.device();
     let device = plain.clone().autodiff();
     device.seed(t.seed);
-    let steps_per_epoch = balanced_len(train).div_ceil(t.batch);
+    let repeats = oversampling(t, train)?;
+    let steps_per_epoch =
+        data::balanced_len(&train.labels, &repeats, train.classes.len()).div_ceil(t.batch);
     let mut model = cfg.model.init(&device);
     model.visit(&mut ForceInit);
     let mut optim = optimizer(t);
@@ -410,7 +430,13 @@ pub fn train(
             break;
         }
         let started = Instant::now();
-        let order = data::balanced_order(&train.labels, train.classes.len(), t.seed, epoch);
+        let order = data::balanced_order_repeated(
+            &train.labels,
+            &repeats,
+            train.classes.len(),
+            t.seed,
+            epoch,
+        );
         let bar = if progress {
             ProgressBar::new(order.len() as u64)
         } else {
@@ -564,8 +590,47 @@ fn remove_older_checkpoints(last: &Path, epoch: usize) {
     }
 }
 
-fn balanced_len(s: &Split) -> usize {
-    s.class_counts().iter().max().copied().unwrap_or(0) * s.classes.len()
+/// Each training crop's repeat count from `train.oversample` (empty when it is), with a line on
+/// what it does to the epoch.
+fn oversampling(t: &TrainSettings, train: &Split) -> anyhow::Result<Vec<usize>> {
+    if t.oversample.is_empty() {
+        return Ok(Vec::new());
+    }
+    let files: Vec<PathBuf> = t.labels.iter().map(PathBuf::from).collect();
+    let groups = crate::eval::groups_from_labels(&files, train)?;
+    let unlabelled = groups.iter().filter(|g| g.is_empty()).count();
+    anyhow::ensure!(
+        unlabelled < train.len(),
+        "train.oversample: none of the {} training crops is in {:?}",
+        train.len(),
+        t.labels
+    );
+    let repeats: Vec<usize> = groups
+        .iter()
+        .map(|g| {
+            g.iter()
+                .filter_map(|a| t.oversample.get(a))
+                .copied()
+                .max()
+                .unwrap_or(1)
+        })
+        .collect();
+    let counts: Vec<String> = t
+        .oversample
+        .iter()
+        .map(|(g, n)| {
+            let k = groups.iter().filter(|gs| gs.contains(g)).count();
+            format!("{g} x{n} ({k} crops)")
+        })
+        .collect();
+    eprintln!(
+        "oversampling {}; {} crops without labels; an epoch is {} crops (from {})",
+        counts.join(", "),
+        unlabelled,
+        data::balanced_len(&train.labels, &repeats, train.classes.len()),
+        data::balanced_len(&train.labels, &[], train.classes.len()),
+    );
+    Ok(repeats)
 }
 
 fn save_model(model: &Net, path: &PathBuf) -> anyhow::Result<()> {
