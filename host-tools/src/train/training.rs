@@ -187,23 +187,30 @@ impl EpochProfile {
         self.steps + self.batches + self.metrics + self.validation + self.save
     }
 
-    /// Share of the epoch spent outside burn's training steps.
-    pub fn outside_share(&self) -> f64 {
-        let t = self.total();
-        if t > 0.0 { 1.0 - self.steps / t } else { 0.0 }
+    /// Share of an epoch of `wall` seconds spent outside burn's training steps (the timed
+    /// phases and whatever the loop did between them).
+    pub fn outside_share(&self, wall: f64) -> f64 {
+        let wall = wall.max(self.total());
+        if wall > 0.0 {
+            1.0 - self.steps / wall
+        } else {
+            0.0
+        }
     }
 
-    /// `outside burn's steps 8.1 % (batches 0.4, metrics 0.3, validation 6.9, save 0.5)`.
-    pub fn summary(&self) -> String {
-        let t = self.total().max(f64::MIN_POSITIVE);
-        let pct = |x: f64| 100.0 * x / t;
+    /// `outside burn's steps 8.1 % (batches 0.4, metrics 0.3, validation 6.9, save 0.5, other
+    /// 0.0)`, in per cent of the epoch's `wall` seconds.
+    pub fn summary(&self, wall: f64) -> String {
+        let wall = wall.max(self.total());
+        let pct = |x: f64| 100.0 * x / wall.max(f64::MIN_POSITIVE);
         format!(
-            "outside burn's steps {:.1} % (batches {:.1}, metrics {:.1}, validation {:.1}, save {:.1})",
-            100.0 * self.outside_share(),
+            "outside burn's steps {:.1} % (batches {:.1}, metrics {:.1}, validation {:.1}, save {:.1}, other {:.1})",
+            100.0 * self.outside_share(wall),
             pct(self.batches),
             pct(self.metrics),
             pct(self.validation),
-            pct(self.save)
+            pct(self.save),
+            pct(wall - self.total())
         )
     }
 }
@@ -516,16 +523,14 @@ pub fn train(
             profile,
         };
         let saved = Instant::now();
-        state.history.push(stats.clone());
         state.epoch = epoch;
         if val_loss < state.best_val_loss {
             state.best_val_loss = val_loss;
             state.best_epoch = epoch;
             save_model(&model, &out.join("best.bpk"))?;
         }
-        // last checkpoint: this epoch's model, optimizer and scheduler, then the state that
-        // points at them, then the previous epoch's files (a kill at any point leaves a
-        // complete set named by state.json)
+        // last checkpoint: this epoch's model, optimizer and scheduler first (a kill at any
+        // point leaves a complete set named by state.json)
         std::fs::create_dir_all(&last)?;
         save_model(&model, &checkpoint_file(&last, "model", epoch))?;
         optim
@@ -535,15 +540,23 @@ pub fn train(
             .to_record()
             .save(checkpoint_file(&last, "sched", epoch))
             .map_err(|e| anyhow::anyhow!("saving scheduler: {e:?}"))?;
+        // the chart (it shows no timings), then the epoch's figures; then history.csv and the
+        // state that points at the checkpoints, each written once (the milliseconds of these
+        // two small writes are not in the figures), then the previous epoch's files go
+        state.history.push(stats.clone());
+        crate::plot::history(&out.join("history.png"), &state.history)?;
+        stats.profile.save = saved.elapsed().as_secs_f64();
+        stats.seconds = started.elapsed().as_secs_f64();
+        stats.images_per_s = seen as f64 / stats.seconds.max(f64::MIN_POSITIVE);
+        if let Some(last_stats) = state.history.last_mut() {
+            *last_stats = stats.clone();
+        }
+        write_history_csv(out, &state.history)?;
         fsutil::write_replace(
             &last.join("state.json"),
             &serde_json::to_vec_pretty(&state)?,
         )?;
         remove_older_checkpoints(&last, epoch);
-        write_history(out, &state.history)?;
-        stats.profile.save = saved.elapsed().as_secs_f64();
-        stats.seconds = started.elapsed().as_secs_f64();
-        stats.images_per_s = seen as f64 / stats.seconds.max(f64::MIN_POSITIVE);
         eprintln!(
             "epoch {epoch:>3}: train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} | lr {:.2e} | {:.0} s, {:.0} images/s, {}",
             stats.train_loss,
@@ -553,18 +566,8 @@ pub fn train(
             lr,
             stats.seconds,
             stats.images_per_s,
-            stats.profile.summary()
+            stats.profile.summary(stats.seconds)
         );
-        // the epoch's final figures: into history.csv and state.json once more (the chart
-        // shows no timings)
-        if let Some(last_stats) = state.history.last_mut() {
-            *last_stats = stats;
-        }
-        write_history_csv(out, &state.history)?;
-        fsutil::write_replace(
-            &last.join("state.json"),
-            &serde_json::to_vec_pretty(&state)?,
-        )?;
     }
     Ok(state.history)
 }
