@@ -59,6 +59,12 @@ pub enum Command {
         after_help = "Examples:\n  facegender train --data data/ --out runs/gender\n  facegender train --data data/ --out runs/gender --config configs/gender.toml\n  facegender train --data data/ --out runs/gender --resume\n  facegender train --data data/ --out runs/gender-more --config configs/gender.toml --init-from runs/gender\n  facegender train --data data/ --out runs/cmp --compare-backends 5\n  facegender train --data data/ --out runs/cmp --config configs/gender.toml --compare-backends 100 --backends flex"
     )]
     Train(TrainArgs),
+    /// Write a run's float logits for every crop of a split: the teacher file `train.distill`
+    /// reads (a larger network trained elsewhere writes the same CSV).
+    #[command(
+        after_help = "Examples:\n  facegender teacher-logits --run runs/teacher --data data/split64-all/train --out teacher.csv --mirror\n\nThen, in the student's config:\n  [train.distill]\n  logits = \"teacher.csv\"\n  weight = 0.5\n  temperature = 2.0"
+    )]
+    TeacherLogits(TeacherLogitsArgs),
     /// Quantise a trained run to int8 and write float ONNX, int8 ONNX and the core model file.
     #[command(
         after_help = "Example:\n  facegender export --run runs/gender --calibration data/train --out models/gender"
@@ -287,6 +293,22 @@ pub struct TrainArgs {
         requires = "compare_backends"
     )]
     pub backends: Vec<crate::train::training::Backend>,
+}
+
+#[derive(Args, Debug)]
+pub struct TeacherLogitsArgs {
+    /// The teacher: a training run folder (config.toml, classes.json, best.bpk).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Crops, one sub-folder per class (the student's training split).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The CSV to write (`name,<classes...>`); an existing file is refused.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Average each crop's logits with its mirror image's (softer, usually better targets).
+    #[arg(long)]
+    pub mirror: bool,
 }
 
 #[derive(Args, Debug)]

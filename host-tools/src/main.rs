@@ -8,7 +8,7 @@ use clap::Parser;
 use facegender::cli::{
     AugmentArgs, BenchArgs, Cli, Command, DemoArgs, EvalArgs, EvalChainArgs, EvalDetectorArgs,
     ExportArgs, FilterArgs, FirmwareArgs, FitDlibBoxArgs, FitTemplateArgs, PredictArgs,
-    PreprocessArgs, QuantizeDetectorArgs, SplitArgs, TrainArgs,
+    PreprocessArgs, QuantizeDetectorArgs, SplitArgs, TeacherLogitsArgs, TrainArgs,
 };
 use facegender::dataset::{filter, split};
 use facegender::detect::BlazeFace;
@@ -66,6 +66,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Split(a) => split_cmd(a, !cli.quiet),
         Command::Augment(a) => augment_cmd(a),
         Command::Train(a) => train_cmd(a, !cli.quiet),
+        Command::TeacherLogits(a) => teacher_logits_cmd(a, !cli.quiet),
         Command::Export(a) => export_cmd(a, !cli.quiet),
         Command::Eval(a) => eval_cmd(a, !cli.quiet),
         Command::Predict(a) => predict_cmd(a, &models_dir, &dlib_path, !cli.quiet),
@@ -352,6 +353,50 @@ fn set_threads(n: usize) {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global();
+}
+
+fn teacher_logits_cmd(a: TeacherLogitsArgs, progress: bool) -> anyhow::Result<()> {
+    use facegender::train::{data, inference::Trained, teacher};
+    anyhow::ensure!(
+        !a.out.exists(),
+        "{} already exists; choose another --out or remove it",
+        a.out.display()
+    );
+    let t = Trained::load(&a.run)?;
+    let side = t.config.model.input as u32;
+    let split = data::load_split(&a.data, Some(&t.classes), side, progress)?;
+    let bar = if progress {
+        indicatif::ProgressBar::new(split.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let logits_of = |s: &data::Split| -> anyhow::Result<Vec<f32>> {
+        let idx: Vec<usize> = (0..s.len()).collect();
+        let mut out = Vec::with_capacity(s.len() * t.classes.len());
+        for chunk in idx.chunks(256) {
+            out.extend(t.logits(s, chunk)?);
+            bar.inc(chunk.len() as u64);
+        }
+        Ok(out)
+    };
+    let mut logits = logits_of(&split)?;
+    if a.mirror {
+        bar.set_position(0);
+        let m = logits_of(&facegender::eval::mirrored(&split))?;
+        for (v, w) in logits.iter_mut().zip(m) {
+            *v = 0.5 * (*v + w);
+        }
+    }
+    bar.finish_and_clear();
+    teacher::write(&a.out, &t.classes, &split.names, &logits)?;
+    out(&format!(
+        "teacher logits of {} for {} crops{} -> {}",
+        a.run.display(),
+        split.len(),
+        if a.mirror { ", mirror-averaged" } else { "" },
+        a.out.display()
+    ));
+    Ok(())
 }
 
 fn train_cmd(a: TrainArgs, progress: bool) -> anyhow::Result<()> {

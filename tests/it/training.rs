@@ -226,6 +226,44 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
         saved.contains("labels.csv") && saved.contains("age_group=3-9"),
         "{saved}"
     );
+
+    // distillation: the first run as a teacher, its logits through the documented CSV
+    let logits = d.join("teacher.csv");
+    let teacher = |extra: &[&str]| {
+        let mut c = facegender();
+        c.args(["-q", "teacher-logits", "--run", &p(&d.join("run"))])
+            .args(["--data", &p(&d.join("data/train")), "--out", &p(&logits)])
+            .args(extra);
+        run(c)
+    };
+    let o = teacher(&["--mirror"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = fs::read_to_string(&logits).unwrap();
+    let train_crops = fs::read_dir(d.join("data/train/female")).unwrap().count()
+        + fs::read_dir(d.join("data/train/male")).unwrap().count();
+    assert!(csv.starts_with("name,female,male\n"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + train_crops);
+    // an existing file is never overwritten
+    let o = teacher(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(fs::read_to_string(&logits).unwrap(), csv);
+    let distilled = d.join("distilled.toml");
+    fs::write(
+        &distilled,
+        format!(
+            "[model]\ninput = 64\nwidths = [8, 16, 16, 32]\n[train]\nepochs = 1\nbatch = 32\n\
+             [train.distill]\nlogits = {:?}\nweight = 0.7\n",
+            p(&logits)
+        ),
+    )
+    .unwrap();
+    let o = train("distilled", &distilled, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("distilling from") && stderr(&o).contains("weight 0.7, temperature 2"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

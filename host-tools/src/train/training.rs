@@ -78,6 +78,29 @@ pub struct TrainSettings {
     /// `attribute=value` groups whose training crops enter each epoch this many times (before the
     /// classes are balanced), e.g. `"age_group=0-2" = 3`; a crop in two groups takes the larger.
     pub oversample: std::collections::BTreeMap<String, usize>,
+    pub distill: Distill,
+}
+
+/// Distillation (the `[train.distill]` table): the loss is `(1 - weight)` times the labels'
+/// cross-entropy plus `weight` times the cross-entropy against the teacher's softened outputs
+/// (both at `temperature`, scaled by its square as in Hinton et al. 2015).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Distill {
+    /// The teacher-logits file (see [`super::teacher`]); empty: no distillation.
+    pub logits: String,
+    pub weight: f32,
+    pub temperature: f32,
+}
+
+impl Default for Distill {
+    fn default() -> Self {
+        Self {
+            logits: String::new(),
+            weight: 0.5,
+            temperature: 2.0,
+        }
+    }
 }
 
 impl Default for TrainSettings {
@@ -97,6 +120,7 @@ impl Default for TrainSettings {
             init_from: String::new(),
             labels: Vec::new(),
             oversample: Default::default(),
+            distill: Distill::default(),
         }
     }
 }
@@ -138,6 +162,12 @@ impl TrainConfig {
         anyhow::ensure!(
             t.oversample.is_empty() || !t.labels.is_empty(),
             "train.oversample needs train.labels (or --labels): the files that say which crops are in its groups"
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&t.distill.weight)
+                && t.distill.temperature > 0.0
+                && t.distill.temperature.is_finite(),
+            "train.distill: weight must be in [0, 1] and temperature above 0"
         );
         for (g, &n) in &t.oversample {
             anyhow::ensure!(
@@ -313,6 +343,8 @@ struct Batch {
     step: usize,
     images: Vec<f32>,
     labels: Vec<i64>,
+    /// The teacher's softened outputs, row-major `[n, classes]` (empty without distillation).
+    soft: Vec<f32>,
 }
 
 /// Builds the epoch's batches on a thread of its own, [`PREFETCH`] ahead of the training
@@ -325,7 +357,9 @@ fn prefetch<'s>(
     t: &'s TrainSettings,
     augment: &'s Augment,
     epoch: usize,
+    soft: &'s [f32],
 ) -> std::sync::mpsc::Receiver<Batch> {
+    let k = train.classes.len();
     let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH);
     scope.spawn(move || {
         for (step, idx) in order.chunks(t.batch).enumerate() {
@@ -337,6 +371,12 @@ fn prefetch<'s>(
                 step,
                 images: data::batch_serial(train, idx, Some((augment, seed))),
                 labels: idx.iter().map(|&i| train.labels[i] as i64).collect(),
+                soft: idx
+                    .iter()
+                    .filter_map(|&i| soft.get(i * k..(i + 1) * k))
+                    .flatten()
+                    .copied()
+                    .collect(),
             };
             if tx.send(b).is_err() {
                 break;
@@ -379,6 +419,7 @@ pub fn train(
     let device = plain.clone().autodiff();
     device.seed(t.seed);
     let repeats = oversampling(t, train)?;
+    let soft = teacher_targets(t, train)?;
     let steps_per_epoch =
         data::balanced_len(&train.labels, &repeats, train.classes.len()).div_ceil(t.batch);
     let mut model = cfg.model.init(&device);
@@ -462,7 +503,7 @@ pub fn train(
         // the model moves into the scope (burn's optimizer step takes it by value) and back out
         model = std::thread::scope(|scope| -> anyhow::Result<Net> {
             let mut model = model;
-            let batches = prefetch(scope, train, &order, t, &cfg.augment, epoch);
+            let batches = prefetch(scope, train, &order, t, &cfg.augment, epoch, &soft);
             loop {
                 let waited = Instant::now();
                 let Ok(b) = batches.recv() else { break };
@@ -475,7 +516,16 @@ pub fn train(
                 let y =
                     Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), &device);
                 let logits = model.forward(x);
-                let loss = loss_fn.forward(logits.clone(), y);
+                let mut loss = loss_fn.forward(logits.clone(), y);
+                if !b.soft.is_empty() {
+                    let (w, temp) = (t.distill.weight, t.distill.temperature);
+                    let k = train.classes.len();
+                    let p = Tensor::<2>::from_data(TensorData::new(b.soft, [n, k]), &device);
+                    let log_q =
+                        burn::tensor::activation::log_softmax(logits.clone().div_scalar(temp), 1);
+                    let soft_ce = (p * log_q).sum_dim(1).mean().neg().mul_scalar(temp * temp);
+                    loss = loss.mul_scalar(1.0 - w) + soft_ce.mul_scalar(w);
+                }
                 let loss_value = loss.clone().into_scalar::<f32>() as f64;
                 anyhow::ensure!(
                     loss_value.is_finite(),
@@ -591,6 +641,39 @@ fn remove_older_checkpoints(last: &Path, epoch: usize) {
             }
         }
     }
+}
+
+/// The teacher's softened outputs for every training crop from `train.distill.logits` (empty
+/// when there is none), with a line saying so.
+fn teacher_targets(t: &TrainSettings, train: &Split) -> anyhow::Result<Vec<f32>> {
+    let d = &t.distill;
+    if d.logits.is_empty() {
+        return Ok(Vec::new());
+    }
+    let logits = super::teacher::read(Path::new(&d.logits), train)?;
+    let agree = logits
+        .chunks_exact(train.classes.len())
+        .zip(&train.labels)
+        .filter(|(row, l)| {
+            row.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i)
+                == Some(**l)
+        })
+        .count();
+    eprintln!(
+        "distilling from {} (weight {}, temperature {}): the teacher agrees with {:.1} % of the training labels",
+        d.logits,
+        d.weight,
+        d.temperature,
+        100.0 * agree as f64 / train.len().max(1) as f64
+    );
+    Ok(super::teacher::soften(
+        &logits,
+        train.classes.len(),
+        d.temperature,
+    ))
 }
 
 /// Each training crop's repeat count from `train.oversample` (empty when it is), with a line on
