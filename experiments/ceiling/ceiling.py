@@ -337,6 +337,14 @@ def main():
             lg = logits_of(teacher, x.to(dev), tta=True).cpu().numpy()
             for n, (l0, l1) in zip(names, lg):
                 f.write(f"{n},{l0:.5f},{l1:.5f}\n")
+    # the training part again in the file `facegender train` reads ([train.distill] logits =
+    # ...; host-tools/src/train/teacher.rs): name = class/stem, one column per class
+    with open(a.out / "teacher-train.csv", "w") as f:
+        f.write("name,female,male\n")
+        x, _, names = data["train"]
+        lg = logits_of(teacher, x.to(dev), tta=True).cpu().numpy()
+        for n, (l0, l1) in zip(names, lg):
+            f.write(f"{Path(n).parent.name}/{Path(n).stem},{l0:.5f},{l1:.5f}\n")
     soft = logits_of(teacher, data["train"][0].to(dev), tta=True)
     distilled, info = train("distilled", Student(), data, dev, se, 64, "adamw", 1e-3, 5e-4, 0.05, soft=soft, slot_s=slot)
     results["distilled"] = {**report(distilled, data, dev), **info}
