@@ -221,7 +221,7 @@ impl Requant {
 const MAGIC: f32 = 12_582_912.0;
 
 /// The f32-product rule with no range test, for the inner loops of the fast kernels:
-/// `acc as f32 * m` rounded to even through [`MAGIC`]. With `m` a [`Requant::normal_f32`] it
+/// `acc as f32 * m` rounded to even through `MAGIC` (1.5 * 2^23). With `m` a [`Requant::normal_f32`] it
 /// equals [`Requant::apply`] whenever `|apply(acc)| < 2^22`; above that it keeps the sign and
 /// stays at least 2^21 in magnitude (the additions move a value that large by a few units at
 /// most, and `as` saturates), so clamping to any int8 range gives the same byte.

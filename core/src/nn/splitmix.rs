@@ -1,5 +1,5 @@
 //! SplitMix64: the one small deterministic generator behind test data, on the host
-//! ([`super::random`], the kernel tests) and on the chip (the firmware's kernel tests), so a
+//! (`nn::random`, the kernel tests) and on the chip (the firmware's kernel tests), so a
 //! seed gives the same numbers everywhere.
 
 /// The next value of the SplitMix64 sequence whose state is `state`.

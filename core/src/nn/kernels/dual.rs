@@ -46,7 +46,7 @@ fn slot(k: usize, p: usize) -> usize {
 }
 
 /// The portable twin of the assembly: `acc[p] + sum x_p * w` for the four pixels, over the
-/// first `groups` groups of four, read from the [`Quads`] layout.
+/// first `groups` groups of four, read from the four-pixel layout (see the module docs).
 pub fn dot4_portable(h: &[i16], w: &[i8], groups: usize, acc: [i32; 4]) -> [i32; 4] {
     let mut a = acc;
     for (hs, ws) in h.chunks_exact(16).zip(w.chunks_exact(4)).take(groups) {
@@ -229,7 +229,8 @@ pub(crate) struct Expanded {
 }
 
 /// The portable twin of the depthwise assembly: `acc[j] + sum_t taps[t][c + j] * w_t,c+j` for
-/// the four channels from `c`, with `w` one block of [`Expanded`] (36 halfwords).
+/// the four channels from `c`, with `w` one block of expanded weights (36 halfwords: for each tap
+/// `w_c, w_c+2, w_c+1, w_c+3`).
 pub fn depthwise_block_portable(taps: &[&[i8]; 9], c: usize, w: &[i16], acc: [i32; 4]) -> [i32; 4] {
     let mut a = acc;
     for (t, ws) in taps.iter().zip(w.chunks_exact(4)) {
