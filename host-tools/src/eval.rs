@@ -399,10 +399,7 @@ pub fn groups_from_labels(labels: &[PathBuf], split: &Split) -> anyhow::Result<V
         for rec in r.records() {
             let rec = rec.with_context(|| format!("reading {}", file.display()))?;
             let path = rec.get(0).unwrap_or_default();
-            let key = Path::new(path)
-                .with_extension("")
-                .to_string_lossy()
-                .into_owned();
+            let key = crate::dataset::crop_key(path);
             let attrs: Vec<String> = headers
                 .iter()
                 .zip(rec.iter())
@@ -425,12 +422,7 @@ pub fn groups_from_labels(labels: &[PathBuf], split: &Split) -> anyhow::Result<V
         .iter()
         .map(|n| {
             by_key
-                .get(
-                    &Path::new(n)
-                        .with_extension("")
-                        .to_string_lossy()
-                        .into_owned(),
-                )
+                .get(&crate::dataset::crop_key(n))
                 .cloned()
                 .unwrap_or_default()
         })

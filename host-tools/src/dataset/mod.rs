@@ -47,6 +47,15 @@ pub fn list(root: &Path) -> anyhow::Result<Vec<Item>> {
     Ok(items)
 }
 
+/// `class/stem` of a crop or photo name (`class/rel.ext`): how `labels.csv` rows, teacher
+/// logits and `split.csv` name an image, whatever its extension.
+pub fn crop_key(name: &str) -> String {
+    Path::new(name)
+        .with_extension("")
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;

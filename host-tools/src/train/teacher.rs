@@ -14,15 +14,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::data::Split;
+use crate::dataset::crop_key;
 use crate::fsutil;
-
-/// `class/stem` of a split's image name (`class/rel.ext`).
-pub fn crop_key(name: &str) -> String {
-    Path::new(name)
-        .with_extension("")
-        .to_string_lossy()
-        .replace('\\', "/")
-}
 
 /// Writes `logits` (row-major, one row of `classes.len()` per name) to `path`, atomically;
 /// an existing file is refused.

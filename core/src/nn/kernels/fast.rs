@@ -2,11 +2,9 @@
 //! vectorise the inner loops: contiguous NHWC rows, zero-point subtraction hoisted out of the
 //! multiply-accumulate, and accumulators in small stack arrays (no heap, bounded stack).
 
-use crate::quant::round_f32_unchecked;
-
 use super::{
-    AddArgs, AvgPoolArgs, CHANNEL_CACHE, Channel, ConvArgs, Kernels, PadArgs, PoolArgs, Reference,
-    finish, tap,
+    AddArgs, AvgPoolArgs, CHANNEL_CACHE, Channel, ConvArgs, Kernels, OutRange, PadArgs, PoolArgs,
+    Reference, finish, tap,
 };
 
 /// Optimised kernels for inference.
@@ -113,11 +111,9 @@ impl Kernels for Fast {
             tb[(q as u8) as usize] = a.b.dequantize(q);
         }
         let inv = 1.0 / a.y.scale;
-        let zp = a.y.zero_point as i32;
-        let (lo, hi) = (a.clamp.min as i32 - zp, a.clamp.max as i32 - zp);
+        let range = OutRange::new(a.y.zero_point, a.clamp);
         for ((&p, &q), out) in xa.iter().zip(xb).zip(y.iter_mut()) {
-            let v = (ta[p as u8 as usize] + tb[q as u8 as usize]) * inv;
-            *out = (round_f32_unchecked(v).clamp(lo, hi) + zp) as i8;
+            *out = range.round((ta[p as u8 as usize] + tb[q as u8 as usize]) * inv);
         }
     }
 

@@ -131,21 +131,33 @@ pub(crate) struct OutRange {
 }
 
 impl OutRange {
+    /// The output range of a layer with output zero point `zp` and `clamp`.
+    pub(crate) fn new(zp: i8, clamp: Clamp) -> Self {
+        Self {
+            lo: clamp.min as i32 - zp as i32,
+            hi: clamp.max as i32 - zp as i32,
+            zp: zp as i32,
+        }
+    }
+
     /// `None` unless the layer rounds by the f32 product and every channel's multiplier is a
     /// normal f32: then [`OutRange::byte`] gives [`finish_reference`]'s byte.
     pub(crate) fn f32_product(a: &ConvArgs, chans: &[Channel]) -> Option<Self> {
         let normal = chans.iter().all(|c| c.m != 0.0);
-        (a.rounding == Rounding::F32Product && normal).then_some(Self {
-            lo: a.clamp.min as i32 - a.y_zero_point as i32,
-            hi: a.clamp.max as i32 - a.y_zero_point as i32,
-            zp: a.y_zero_point as i32,
-        })
+        (a.rounding == Rounding::F32Product && normal).then(|| Self::new(a.y_zero_point, a.clamp))
     }
 
     /// Accumulator to output byte, for a channel with multiplier `m`.
     #[inline(always)]
     pub(crate) fn byte(&self, acc: i32, m: f32) -> i8 {
-        (crate::quant::round_product_f32(acc, m).clamp(self.lo, self.hi) + self.zp) as i8
+        self.round(acc as f32 * m)
+    }
+
+    /// An f32 result to output byte: rounded ties to even
+    /// ([`crate::quant::round_f32_unchecked`]), clamped, zero point added.
+    #[inline(always)]
+    pub(crate) fn round(&self, v: f32) -> i8 {
+        (crate::quant::round_f32_unchecked(v).clamp(self.lo, self.hi) + self.zp) as i8
     }
 }
 
