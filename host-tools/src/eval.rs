@@ -520,6 +520,22 @@ pub fn table(ms: &[Metrics]) -> String {
         for (c, r) in first.confusion.iter().enumerate() {
             let _ = write!(s, "\n  {:<10} {:?}", first.per_class[c].class, r);
         }
+        if !first.groups.is_empty() {
+            let _ = write!(
+                s,
+                "\naccuracy per group (images; last engine's 95% interval)"
+            );
+            for (g, acc) in &first.groups {
+                let _ = write!(s, "\n  {:<30} {:>5}", g, acc.images);
+                for m in ms {
+                    let a = m.groups.get(g).map_or(f64::NAN, |a| a.accuracy);
+                    let _ = write!(s, " {a:>11.4}");
+                }
+                if let Some(last) = ms.last().and_then(|m| m.groups.get(g)) {
+                    let _ = write!(s, "  {:.3}-{:.3}", last.ci95.0, last.ci95.1);
+                }
+            }
+        }
     }
     s
 }
@@ -574,6 +590,45 @@ mod tests {
         };
         assert!(mirror_average(out(Engine::Onnx, 2), out(Engine::Int8Core, 2)).is_err());
         assert!(mirror_average(out(Engine::Onnx, 2), out(Engine::Onnx, 3)).is_err());
+    }
+
+    #[test]
+    fn the_table_lists_each_group_with_every_engines_accuracy() {
+        let group = |images, accuracy| GroupAccuracy {
+            images,
+            accuracy,
+            ci95: wilson95((accuracy * images as f64).round() as usize, images),
+        };
+        let engine = |engine, a| Metrics {
+            engine,
+            images: 10,
+            accuracy: 0.5,
+            accuracy_ci95: (0.2, 0.8),
+            balanced_accuracy: 0.5,
+            per_class: Vec::new(),
+            confusion: Vec::new(),
+            roc_auc: None,
+            ece: 0.0,
+            brier: 0.0,
+            groups: [("age_group=0-2".to_string(), group(4, a))].into(),
+            roc: Vec::new(),
+        };
+        let t = table(&[engine(Engine::Float, 0.25), engine(Engine::Int8Core, 0.75)]);
+        let line = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("age_group=0-2"))
+            .expect("a line for the group");
+        let (lo, hi) = wilson95(3, 4);
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>(),
+            [
+                "age_group=0-2",
+                "4",
+                "0.2500",
+                "0.7500",
+                &format!("{lo:.3}-{hi:.3}")
+            ]
+        );
     }
 
     #[test]
