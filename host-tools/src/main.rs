@@ -15,13 +15,21 @@ use facegender::detect::BlazeFace;
 use facegender::landmarks::{BoxMap, LandmarkModel};
 use facegender::{augment, fsutil, models, preprocess, reference};
 
-/// Prints a line to stdout; a closed pipe (`| head`) ends the program quietly with success.
+/// Set once stdout's reader has gone (`| head`).
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints a line to stdout. After the reader has gone (`| head`) lines are dropped quietly and the
+/// command carries on, so the files it writes after printing (eval.json, reports) are not lost.
 fn out(s: &str) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if STDOUT_CLOSED.load(Relaxed) {
+        return;
+    }
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = writeln!(stdout, "{s}")
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
-        std::process::exit(0);
+        STDOUT_CLOSED.store(true, Relaxed);
     }
 }
 

@@ -3,25 +3,35 @@
 
 use crate::support::{facegender, run, stderr, stdout};
 
-const COMMANDS: [&str; 13] = [
-    "preprocess",
-    "filter",
-    "split",
-    "augment",
-    "train",
-    "export",
-    "eval",
-    "predict",
-    "bench",
-    "demo",
-    "firmware",
-    "fit-dlib-box",
-    "help",
-];
+/// The commands `facegender --help` lists (so a new command is checked without editing this).
+fn commands() -> Vec<String> {
+    let mut c = facegender();
+    c.arg("--help");
+    let help = stdout(&run(c));
+    let listed = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("Options:").next())
+        .expect("--help lists the commands");
+    listed
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
 
 #[test]
 fn every_command_has_help_with_examples() {
-    for cmd in COMMANDS.iter().filter(|c| **c != "help") {
+    let cmds = commands();
+    assert!(
+        ["preprocess", "train", "teacher-logits", "eval-chain"]
+            .iter()
+            .all(|c| cmds.iter().any(|x| x == c)),
+        "{cmds:?}"
+    );
+    for cmd in &cmds {
         let mut c = facegender();
         c.args([cmd, "--help"]);
         let o = run(c);
@@ -31,6 +41,27 @@ fn every_command_has_help_with_examples() {
             "{cmd} --help has no example"
         );
     }
+}
+
+#[test]
+fn a_reader_that_stops_early_does_not_cost_the_written_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("filter.json");
+    let mut c = facegender();
+    c.args(["filter", "--input"])
+        .arg(crate::support::root().join("samples/fairface"))
+        .arg("--report")
+        .arg(&report)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().expect("start facegender filter");
+    // close the pipe's reading end before the command prints anything, as `| head -0` would
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("the report was written")).unwrap();
+    assert!(json.is_object(), "{json}");
 }
 
 #[test]
