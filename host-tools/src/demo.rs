@@ -292,6 +292,7 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<(DemoReport, String)> {
         threshold: crate::detect::DEFAULT_THRESHOLD,
         min_face: 0.0,
         min_probability: 0.0,
+        mirror: false,
     };
     let paths: Vec<&Path> = items.iter().map(|it| it.path.as_path()).collect();
     let all: Vec<&Path> = paths

@@ -189,6 +189,7 @@ pub fn check_chain(model_dir: &Path, models_dir: &Path) -> anyhow::Result<ChainC
         threshold: chain.threshold,
         min_face: 0.0,
         min_probability: 0.0,
+        mirror: false,
     };
     let tmp = tempfile::tempdir()?;
     let (mut equal, mut total, mut lines) = (0, 0, Vec::new());

@@ -43,7 +43,8 @@ pub struct Outputs {
     pub int8: Option<Vec<Vec<i8>>>,
 }
 
-fn probs(logits: &[f32]) -> Vec<f32> {
+/// Softmax of float logits.
+pub fn probs(logits: &[f32]) -> Vec<f32> {
     let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let e: Vec<f32> = logits.iter().map(|l| (l - m).exp()).collect();
     let s: f32 = e.iter().sum();

@@ -635,6 +635,7 @@ fn predict_cmd(
         threshold: a.threshold,
         min_face: a.min_face,
         min_probability: a.min_probability,
+        mirror: a.mirror,
     };
     let device = if a.device_chain {
         let det = facegender::device::Int8Detector::load(&models_dir.join("blazeface-int8"))?;
@@ -1018,6 +1019,7 @@ fn eval_chain_cmd(
         threshold: facegender::detect::DEFAULT_THRESHOLD,
         min_face: 0.0,
         min_probability: 0.0,
+        mirror: false,
     };
     let bar = if progress {
         indicatif::ProgressBar::new(items.len() as u64)

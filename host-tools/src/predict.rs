@@ -24,6 +24,9 @@ pub struct Config {
     pub threshold: f32,
     pub min_face: f32,
     pub min_probability: f32,
+    /// Average each face's logits with its mirror image's (twice the classification; the model
+    /// card has what it is worth). The device chain leaves it off, as the firmware does.
+    pub mirror: bool,
 }
 
 /// What was found for one face.
@@ -41,6 +44,7 @@ pub struct FaceResult {
     /// Probability of the top class (also when uncertain).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probability: Option<f32>,
+    /// The int8 logits; with mirroring, the crop's and then its mirror image's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logits: Option<Vec<i8>>,
     /// BlazeFace's six keypoints in photo pixels, exactly (device chain only): right eye, left
@@ -189,7 +193,20 @@ fn classify_face(
     fr: &mut FaceResult,
 ) -> anyhow::Result<()> {
     fr.status = "uncertain";
-    let (logits, p) = c.classify(&crop?, arena)?;
+    let crop = crop?;
+    let (mut logits, mut p) = c.classify(&crop, arena)?;
+    if cfg.mirror {
+        // as `eval --mirror`: the mean of both passes' dequantised logits
+        let (flipped, _) = c.classify(&crate::augment::hflip(&crop), arena)?;
+        let q = c.model.output(0).q;
+        let mean: Vec<f32> = logits
+            .iter()
+            .zip(&flipped)
+            .map(|(&a, &b)| (q.dequantize(a) + q.dequantize(b)) / 2.0)
+            .collect();
+        p = crate::eval::probs(&mean);
+        logits.extend(flipped);
+    }
     let best = (0..p.len()).fold(0, |b, k| if p[k] > p[b] { k } else { b });
     fr.probability = Some(p[best]);
     fr.logits = Some(logits);

@@ -104,3 +104,64 @@ fn predict_without_inputs_is_a_usage_error() {
     let o = run(c);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn mirroring_averages_the_crop_and_its_mirror_image() {
+    let photos: Vec<_> = sample_photos("male", 2)
+        .into_iter()
+        .chain(sample_photos("female", 2))
+        .collect();
+    let faces = |extra: &[&str]| -> Vec<Value> {
+        let mut c = facegender();
+        c.args(["predict", "-q", "--json", "--min-probability", "0"])
+            .args(extra)
+            .args(&photos);
+        let o = run(c);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["faces"][0].clone())
+            .collect()
+    };
+    let (plain, mirrored) = (faces(&[]), faces(&["--mirror"]));
+    let info: Value = serde_json::from_slice(
+        &fs::read(crate::support::root().join("models/gender/model.json")).unwrap(),
+    )
+    .unwrap();
+    let (scale, zp) = (
+        info["logits"]["scale"].as_f64().unwrap() as f32,
+        info["logits"]["zero_point"].as_i64().unwrap() as f32,
+    );
+    assert_eq!(plain.len(), 4);
+    for (p, m) in plain.iter().zip(&mirrored) {
+        let l = |v: &Value| -> Vec<f32> {
+            v["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap() as f32)
+                .collect()
+        };
+        let (lp, lm) = (l(p), l(m));
+        // the first pass is the plain run's; the second is the mirror image's
+        assert_eq!(lm.len(), 2 * lp.len(), "{m}");
+        assert_eq!(lm[..lp.len()], lp[..]);
+        // the probability is the softmax of the two passes' mean dequantised logits
+        let mean: Vec<f32> = (0..lp.len())
+            .map(|k| ((lm[k] - zp) * scale + (lm[k + lp.len()] - zp) * scale) / 2.0)
+            .collect();
+        let best = mean.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = mean.iter().map(|x| (x - best).exp()).sum();
+        let prob = m["probability"].as_f64().unwrap() as f32;
+        assert!((prob - 1.0 / sum).abs() < 1e-5, "{prob} vs {}", 1.0 / sum);
+    }
+}
+
+#[test]
+fn mirroring_is_refused_on_the_device_chain() {
+    let mut c = facegender();
+    c.args(["predict", "--mirror", "--device-chain"])
+        .args(sample_photos("male", 1));
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
