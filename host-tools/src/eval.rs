@@ -165,6 +165,16 @@ pub fn mirrored(split: &Split) -> Split {
     }
 }
 
+/// The logits test-time mirroring classifies by: the mean of the crop's and its mirror image's
+/// (float; int8 engines' dequantised). `predict --mirror` uses the same rule.
+pub fn mirror_mean(plain: &[f32], mirrored: &[f32]) -> Vec<f32> {
+    plain
+        .iter()
+        .zip(mirrored)
+        .map(|(x, y)| (x + y) / 2.0)
+        .collect()
+}
+
 /// Test-time mirroring: each image's logits averaged with those of its mirror image. The label
 /// does not change under mirroring but the network's errors may, so the average can be right
 /// more often, for twice the inference; `eval --mirror` measures whether it is. int8 engines
@@ -178,7 +188,7 @@ pub fn mirror_average(plain: Outputs, mirrored: Outputs) -> anyhow::Result<Outpu
         .logits
         .iter()
         .zip(&mirrored.logits)
-        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect())
+        .map(|(a, b)| mirror_mean(a, b))
         .collect();
     let int8 = match (plain.int8, mirrored.int8) {
         (Some(a), Some(b)) => Some(a.into_iter().zip(b).map(|(x, y)| [x, y].concat()).collect()),

@@ -196,15 +196,13 @@ fn classify_face(
     let crop = crop?;
     let (mut logits, mut p) = c.classify(&crop, arena)?;
     if cfg.mirror {
-        // as `eval --mirror`: the mean of both passes' dequantised logits
         let (flipped, _) = c.classify(&crate::augment::hflip(&crop), arena)?;
         let q = c.model.output(0).q;
-        let mean: Vec<f32> = logits
-            .iter()
-            .zip(&flipped)
-            .map(|(&a, &b)| (q.dequantize(a) + q.dequantize(b)) / 2.0)
-            .collect();
-        p = crate::eval::probs(&mean);
+        let dequantized = |l: &[i8]| -> Vec<f32> { l.iter().map(|&v| q.dequantize(v)).collect() };
+        p = crate::eval::probs(&crate::eval::mirror_mean(
+            &dequantized(&logits),
+            &dequantized(&flipped),
+        ));
         logits.extend(flipped);
     }
     let best = (0..p.len()).fold(0, |b, k| if p[k] > p[b] { k } else { b });
