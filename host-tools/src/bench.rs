@@ -9,6 +9,7 @@ use facegender_core::nn::onnx::{InputKind, TractModel};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::cpu;
 use crate::decode::{Limits, decode_file};
 use crate::eval::core_input;
 use crate::export;
@@ -194,71 +195,12 @@ pub fn run(
         detector_core_us: det_core_us,
         detector_tract_us: det_tract_us,
         detector_core_speedup_over_tract: det_tract_us / det_core_us,
-        cpu: cpu_model(),
-        core_kernels: core_kernels().to_string(),
-        cpu_features: cpu_features(),
+        cpu: cpu::model(),
+        core_kernels: cpu::core_kernels().to_string(),
+        cpu_features: cpu::features(),
         landmarks_us_per_face: t.landmarks * 1e3 / nf,
         align_us_per_face: t.align * 1e3 / nf,
     })
-}
-
-/// The CPU's model name (`/proc/cpuinfo` on Linux).
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
-}
-
-/// The instruction set the core's kernels dispatch to here.
-fn core_kernels() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        facegender_core::nn::kernels::Level::detect().name()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        "portable"
-    }
-}
-
-/// The SIMD features this CPU offers that int8 engines use (tract picks its kernels from these
-/// at run time, AMX tiles included where present).
-fn cpu_features() -> String {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut v = Vec::new();
-        macro_rules! has {
-            ($($f:tt),*) => {$(
-                if std::is_x86_feature_detected!($f) {
-                    v.push($f);
-                }
-            )*};
-        }
-        has!(
-            "sse4.1",
-            "avx2",
-            "fma",
-            "avx512f",
-            "avx512bw",
-            "avx512vl",
-            "avx512vnni",
-            "avxvnni"
-        );
-        if std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| s.contains(" amx_int8")) {
-            v.push("amx-int8");
-        }
-        v.join(" ")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        String::new()
-    }
 }
 
 /// The terminal table.

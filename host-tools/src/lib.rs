@@ -6,6 +6,7 @@ pub mod align;
 pub mod augment;
 pub mod bench;
 pub mod cli;
+pub mod cpu;
 pub mod dataset;
 pub mod decode;
 pub mod demo;

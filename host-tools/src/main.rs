@@ -455,6 +455,13 @@ fn train_cmd(a: TrainArgs, progress: bool) -> anyhow::Result<()> {
         train.paths = keep.iter().map(|&i| train.paths[i].clone()).collect();
     }
     if let Some(steps) = a.compare_backends {
+        // the rate a whole epoch is measured against moves with the machine: name it
+        out(&format!(
+            "cpu: {} ({}), {} threads",
+            facegender::cpu::model(),
+            facegender::cpu::features(),
+            rayon::current_num_threads()
+        ));
         out("backend   seconds/step   images/s   losses");
         for &b in &a.backends {
             let (secs, losses) = training::time_steps(&cfg, &train, b, steps)?;

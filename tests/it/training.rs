@@ -59,6 +59,30 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
         &p(&config),
     ]);
     assert!(out.contains("best epoch 1"), "{out}");
+    // bare steps, the rate an epoch is measured against, named with the machine they ran on
+    let bare = step(&[
+        "train",
+        "--data",
+        &p(&d.join("data")),
+        "--out",
+        &p(&d.join("bare")),
+        "--config",
+        &p(&config),
+        "--compare-backends",
+        "2",
+        "--backends",
+        "flex",
+    ]);
+    let lines: Vec<&str> = bare.lines().collect();
+    assert!(
+        lines[0].starts_with("cpu: ") && lines[0].ends_with(" threads"),
+        "{bare}"
+    );
+    let flex: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(flex[0], "flex", "{bare}");
+    assert!(flex[1].parse::<f64>().unwrap() > 0.0, "{bare}");
+    assert_eq!(flex.len(), 3 + 2, "two steps, two losses: {bare}");
+    assert!(!d.join("bare").exists(), "timing steps writes no run");
     for f in [
         "config.toml",
         "history.csv",
