@@ -81,7 +81,11 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
     let flex: Vec<&str> = lines[2].split_whitespace().collect();
     assert_eq!(flex[0], "flex", "{bare}");
     assert!(flex[1].parse::<f64>().unwrap() > 0.0, "{bare}");
-    assert_eq!(flex.len(), 3 + 2, "two steps, two losses: {bare}");
+    assert_eq!(
+        flex.len(),
+        3 + 3,
+        "a warm-up step and two timed ones, three losses: {bare}"
+    );
     assert!(!d.join("bare").exists(), "timing steps writes no run");
     for f in [
         "config.toml",
