@@ -49,30 +49,27 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
         "[model]\ninput = 64\nwidths = [8, 16, 16, 32]\n[train]\nepochs = 1\nbatch = 32\n",
     )
     .unwrap();
-    let out = step(&[
-        "train",
-        "--data",
-        &p(&d.join("data")),
-        "--out",
-        &p(&d.join("run")),
-        "--config",
-        &p(&config),
-    ]);
+    // `train --data data --out OUT --config CONFIG EXTRA...`, for the runs below
+    let train = |out: &str, config: &std::path::Path, extra: &[&str]| {
+        let mut c = facegender();
+        c.args(["-q", "train", "--data", &p(&d.join("data")), "--out"])
+            .arg(d.join(out))
+            .args(["--config", &p(config)])
+            .args(extra);
+        run(c)
+    };
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+        stdout(&o)
+    };
+    let out = ok(train("run", &config, &[]));
     assert!(out.contains("best epoch 1"), "{out}");
     // bare steps, the rate an epoch is measured against, named with the machine they ran on
-    let bare = step(&[
-        "train",
-        "--data",
-        &p(&d.join("data")),
-        "--out",
-        &p(&d.join("bare")),
-        "--config",
-        &p(&config),
-        "--compare-backends",
-        "2",
-        "--backends",
-        "flex",
-    ]);
+    let bare = ok(train(
+        "bare",
+        &config,
+        &["--compare-backends", "2", "--backends", "flex"],
+    ));
     let lines: Vec<&str> = bare.lines().collect();
     assert!(
         lines[0].starts_with("cpu: ") && lines[0].ends_with(" threads"),
@@ -161,16 +158,6 @@ fn one_epoch_trains_exports_and_every_engine_agrees() {
         out.contains("Int8Tract vs Int8Core: 0 label disagreements, max |logit difference| 0.000e0, 0 images with different int8 logits"),
         "{out}"
     );
-
-    // `train --data data --out OUT --config CONFIG EXTRA...`, for the runs below
-    let train = |out: &str, config: &std::path::Path, extra: &[&str]| {
-        let mut c = facegender();
-        c.args(["-q", "train", "--data", &p(&d.join("data")), "--out"])
-            .arg(d.join(out))
-            .args(["--config", &p(config)])
-            .args(extra);
-        run(c)
-    };
 
     // a run killed while writing epoch 2's checkpoint resumes from epoch 1's complete set
     assert!(d.join("run/last/model-1.bpk").exists());
