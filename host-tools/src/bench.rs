@@ -9,13 +9,13 @@ use facegender_core::nn::onnx::{InputKind, TractModel};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::cpu;
-use crate::decode::{Limits, decode_file};
-use crate::eval::core_input;
-use crate::export;
-use crate::landmarks;
-use crate::predict::Classifier;
-use crate::preprocess::Models;
+use facegender_pipeline::classify::{Classifier, core_input};
+use facegender_pipeline::decode::{Limits, decode_file};
+use facegender_pipeline::detect::DEFAULT_THRESHOLD;
+use facegender_pipeline::detect::int8::detector_input;
+use facegender_pipeline::model_dir::{self, CORE_MODEL};
+use facegender_pipeline::preprocess::{Models, faces_with_landmarks};
+use facegender_pipeline::{cpu, landmarks};
 
 /// Mean milliseconds per image for each stage (one thread).
 #[derive(Clone, Debug, Default, Serialize)]
@@ -67,8 +67,7 @@ fn chain(
     arena: &mut [u8],
 ) -> anyhow::Result<usize> {
     let img = decode_file(path, &Limits::default())?;
-    let faces =
-        crate::preprocess::faces_with_landmarks(m, &img, crate::detect::DEFAULT_THRESHOLD, None)?;
+    let faces = faces_with_landmarks(m, &img, DEFAULT_THRESHOLD, None)?;
     for f in &faces {
         let crop = c.crop(&img, &f.landmarks)?;
         c.classify(&crop, arena)?;
@@ -85,7 +84,7 @@ pub fn run(
     files: &[PathBuf],
     repeats: usize,
 ) -> anyhow::Result<BenchReport> {
-    let bytes = crate::models::read(&model_dir.join(export::CORE_MODEL))?;
+    let bytes = model_dir::read(&model_dir.join(CORE_MODEL))?;
     let model = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tract = TractModel::from_model(&model, InputKind::Int8)?;
     let mut arena = vec![0u8; model.arena_len()];
@@ -96,13 +95,13 @@ pub fn run(
         let img = decode_file(f, &Limits::default())?;
         t.decode += ms(s.elapsed());
         let s = Instant::now();
-        let dets = m.detector.detect(&img, crate::detect::DEFAULT_THRESHOLD)?;
+        let dets = m.detector.detect(&img, DEFAULT_THRESHOLD)?;
         t.detect += ms(s.elapsed());
         let grey = landmarks::intensity(&img);
         for d in &dets {
             let s = Instant::now();
             let pts = landmarks::predict(
-                m.landmarks,
+                &m.landmarks,
                 &grey,
                 img.width(),
                 img.height(),
@@ -170,11 +169,11 @@ pub fn run(
         let _ = tract.run_i8(&probe);
     });
     // the int8 detector, the same way
-    let det_bytes = crate::models::read(&detector_int8.join(export::CORE_MODEL))?;
+    let det_bytes = model_dir::read(&detector_int8.join(CORE_MODEL))?;
     let det = Model::parse(&det_bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let det_tract = TractModel::from_model(&det, InputKind::Int8)?;
     let first = decode_file(&files[0], &Limits::default())?;
-    let (det_in, _) = crate::device::detector_input(&first);
+    let (det_in, _) = detector_input(&first);
     let mut det_arena = vec![0u8; det.arena_len()];
     let det_core_us = time(&mut || {
         let _ = det.run(&mut det_arena, &det_in);

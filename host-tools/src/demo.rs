@@ -17,13 +17,22 @@ use anyhow::Context;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::align::AlignMethod;
-use crate::dataset::{self, filter, split};
-use crate::predict::{self, ImageResult};
-use crate::preprocess::{self, Models};
-use crate::sheet::{self, Cell};
-use crate::train::{data, training};
-use crate::{device, device_parity, eval, export, fsutil};
+use facegender_export::classifier as export;
+use facegender_pipeline::align::AlignMethod;
+use facegender_pipeline::classify::Classifier;
+use facegender_pipeline::dataset::crops::load_split;
+use facegender_pipeline::dataset::{self, filter, split};
+use facegender_pipeline::detect::DEFAULT_THRESHOLD;
+use facegender_pipeline::eval::chart::confusion_and_roc;
+use facegender_pipeline::eval::{self, engines};
+use facegender_pipeline::model_dir::{self};
+use facegender_pipeline::predict::{self, DeviceModels, ImageResult};
+use facegender_pipeline::preprocess::{self, Models};
+use facegender_pipeline::sheet::{self, Cell};
+use facegender_pipeline::{decode, fsutil, progress};
+use facegender_qemu::parity;
+use facegender_train::inference::run_float;
+use facegender_train::training;
 
 /// Crop side and framing of the shipped model (the demo trains the same way).
 pub const CROP: u32 = 64;
@@ -116,7 +125,7 @@ pub struct DemoReport {
     /// Photos where both chains give the largest face the same label.
     pub same_label: usize,
     pub contact_sheet: PathBuf,
-    pub qemu: device_parity::ChainCheck,
+    pub qemu: parity::ChainCheck,
     pub qemu_instructions_per_frame: u64,
     pub training: TrainingReport,
 }
@@ -237,11 +246,7 @@ fn predict_all(
     progress: bool,
     chain: impl Fn(&Path) -> ImageResult + Sync,
 ) -> Vec<ImageResult> {
-    let bar = if progress {
-        indicatif::ProgressBar::new(paths.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = progress::bar(paths.len(), progress);
     let out = paths
         .par_iter()
         .map(|p| {
@@ -285,11 +290,11 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<(DemoReport, String)> {
         Some(d) => scenes.iter().map(|s| d.join(&s.file)).collect(),
         None => Vec::new(),
     };
-    let (info, bytes) = predict::read_classifier(&shipped)?;
-    let classifier = predict::Classifier::new(&bytes, info)?;
+    let (info, bytes) = model_dir::read_classifier(&shipped)?;
+    let classifier = Classifier::new(&bytes, info)?;
     // as `eval-chain` scores: every face labelled with its top class
     let cfg = predict::Config {
-        threshold: crate::detect::DEFAULT_THRESHOLD,
+        threshold: DEFAULT_THRESHOLD,
         min_face: 0.0,
         min_probability: 0.0,
         mirror: false,
@@ -353,10 +358,9 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<(DemoReport, String)> {
         "2. The device chain (int8 BlazeFace, keypoint alignment, the int8 classifier) on the same photos"
             .to_string(),
     );
-    let det = device::Int8Detector::load(&inputs.models_dir.join("blazeface-int8"))?;
-    let chain = device::ChainInfo::load(&shipped)?;
+    let device = DeviceModels::load(&inputs.models_dir.join("blazeface-int8"), &shipped)?;
     let dev = predict_all(&all, inputs.progress, |p| {
-        predict::predict_device(&det, &chain, &classifier, &cfg, p, None)
+        predict::predict_device(&device, &classifier, &cfg, p, None)
     });
     let (dev_photos, dev_scenes) = dev.split_at(items.len());
     let dev_score = score(
@@ -378,7 +382,7 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<(DemoReport, String)> {
             items.len()
         ),
     );
-    let qemu = device_parity::check_chain(&shipped, inputs.models_dir)?;
+    let qemu = parity::check_chain(&shipped, inputs.models_dir)?;
     let per_frame: Vec<String> = qemu
         .detect_per_frame
         .iter()
@@ -524,7 +528,7 @@ fn write_sheet(
             continue;
         }
         *n += 1;
-        let img = crate::decode::decode_file(&it.path, &Default::default())?;
+        let img = decode::decode_file(&it.path, &Default::default())?;
         let said = match predict::main_face(r) {
             Some(f) => format!(
                 "{} {:.0}%",
@@ -540,7 +544,7 @@ fn write_sheet(
         });
     }
     for ((s, r), p) in scenes.iter().zip(scene_results).zip(scene_paths) {
-        let img = crate::decode::decode_file(p, &Default::default())?;
+        let img = decode::decode_file(p, &Default::default())?;
         let (found, right) = score_scene(s, r);
         cells.push(Cell {
             image: predict::draw(&img, r)?,
@@ -572,7 +576,7 @@ fn fine_tune(
         scale: CROP_SCALE,
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         multi: preprocess::MultiFace::Largest,
-        threshold: crate::detect::DEFAULT_THRESHOLD,
+        threshold: DEFAULT_THRESHOLD,
         min_face: 24.0,
         progress,
     };
@@ -631,8 +635,8 @@ fn fine_tune(
     tcfg.train.batch = 32;
     tcfg.train.init_from = weights.display().to_string();
     let side = tcfg.model.input as u32;
-    let train = data::load_split(&data_dir.join("train"), None, side, progress)?;
-    let val = data::load_split(&data_dir.join("val"), Some(&train.classes), side, progress)?;
+    let train = load_split(&data_dir.join("train"), None, side, progress)?;
+    let val = load_split(&data_dir.join("val"), Some(&train.classes), side, progress)?;
     let run = workdir.join("run");
     let t = Instant::now();
     let history = training::train(&tcfg, &train, &val, &run, false, progress)?;
@@ -670,18 +674,18 @@ fn fine_tune(
             model_dir.display()
         ),
     );
-    let test = data::load_split(&data_dir.join("test"), Some(&info.classes), side, progress)?;
+    let test = load_split(&data_dir.join("test"), Some(&info.classes), side, progress)?;
     let outs = [
-        eval::run_float(&run, &test)?,
-        eval::run_onnx(&model_dir, &test)?,
-        eval::run_int8_tract(&model_dir, &test)?,
-        eval::run_int8_core(&model_dir, &test)?,
+        run_float(&run, &test)?,
+        engines::run_onnx(&model_dir, &test)?,
+        engines::run_int8_tract(&model_dir, &test)?,
+        engines::run_int8_core(&model_dir, &test)?,
     ];
     let metrics: Vec<eval::Metrics> = outs.iter().map(|o| eval::metrics(o, &test, &[])).collect();
     let mismatches = eval::agreement(&outs[2], &outs[3])
         .int8_mismatches
         .context("int8 outputs missing")?;
-    let shipped_same = eval::metrics(&eval::run_int8_core(shipped, &test)?, &test, &[]).accuracy;
+    let shipped_same = eval::metrics(&engines::run_int8_core(shipped, &test)?, &test, &[]).accuracy;
     say(
         log,
         format!(
@@ -697,7 +701,7 @@ fn fine_tune(
     let eval_dir = workdir.join("eval");
     std::fs::create_dir_all(&eval_dir)?;
     let core = metrics.last().context("no metrics")?;
-    crate::plot::confusion_and_roc(
+    confusion_and_roc(
         &eval_dir.join("eval-int8-core.png"),
         &test.classes,
         &core.confusion,

@@ -1,7 +1,7 @@
 //! The command line: every command documents itself with examples, and bad arguments are usage
 //! errors (exit 2), not panics.
 
-use crate::support::{facegender, run, stderr, stdout};
+use crate::support::{facegender, root, run, run_facegender, stderr, stdout};
 
 /// The commands `facegender --help` lists (so a new command is checked without editing this).
 fn commands() -> Vec<String> {
@@ -78,14 +78,20 @@ fn a_missing_model_file_names_the_file_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");
     std::fs::create_dir_all(models.join("blazeface")).unwrap();
-    let mut c = facegender();
-    c.arg("--models")
-        .arg(&models)
-        .args(["preprocess", "--input"])
-        .arg(crate::support::root().join("samples/fairface"))
-        .arg("--output")
-        .arg(dir.path().join("out"));
-    let o = run(c);
+    let (samples, out) = (root().join("samples/fairface"), dir.path().join("out"));
+    let preprocess = || {
+        let args: [&dyn AsRef<std::ffi::OsStr>; 7] = [
+            &"--models",
+            &models,
+            &"preprocess",
+            &"--input",
+            &samples,
+            &"--output",
+            &out,
+        ];
+        run_facegender(&args)
+    };
+    let o = preprocess();
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
@@ -98,14 +104,7 @@ fn a_missing_model_file_names_the_file_and_the_fix() {
         b"garbage",
     )
     .unwrap();
-    let mut c = facegender();
-    c.arg("--models")
-        .arg(&models)
-        .args(["preprocess", "--input"])
-        .arg(crate::support::root().join("samples/fairface"))
-        .arg("--output")
-        .arg(dir.path().join("out"));
-    let e = stderr(&run(c));
+    let e = stderr(&preprocess());
     assert!(
         e.contains("corrupt") && e.contains("sha256") && e.contains("scripts/setup"),
         "{e}"

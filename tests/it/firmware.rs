@@ -1,20 +1,28 @@
 //! The shipped model on the Cortex-M firmware in QEMU: every embedded crop gets the host's label
 //! and int8 logits, and the firmware fits a real microcontroller's budget.
 
-use facegender::firmware;
+use facegender_qemu::firmware;
 
 use crate::support::root;
 
 /// Flash (code + constants) and RAM (statics + stack) budgets for the classifier firmware.
 const FLASH_BUDGET: u64 = 384 * 1024;
 const RAM_BUDGET: u64 = 128 * 1024;
+/// Budgets for the whole chain on a Cortex-M7 board with 2 MB of flash and 1 MB of RAM.
+const CHAIN_FLASH_BUDGET: u64 = 1024 * 1024;
+const CHAIN_RAM_BUDGET: u64 = 512 * 1024;
+
+/// The shipped model's folder, once QEMU and defmt-print are known to be there: a missing tool
+/// fails the test, it does not skip it.
+fn shipped_model() -> std::path::PathBuf {
+    firmware::check_tools().expect("scripts/setup installs qemu-system-arm and defmt-print");
+    root().join("models/gender")
+}
 
 #[test]
 fn firmware_in_qemu_equals_the_host_and_fits_the_budget() {
-    // QEMU and defmt-print must be there: a missing tool fails the test, it does not skip it
-    firmware::check_tools().expect("scripts/setup installs qemu-system-arm and defmt-print");
-    let model = root().join("models/gender");
-    let c = facegender::device_parity::check_crops(&model).unwrap();
+    let model = shipped_model();
+    let c = facegender_qemu::parity::check_crops(&model).unwrap();
     let (ok, total, instructions, log) = (c.equal, c.total, c.instructions, c.log);
     assert!(total >= 4, "only {total} crops in the log:\n{log}");
     assert_eq!(ok, total, "firmware and host disagree:\n{log}");
@@ -24,16 +32,22 @@ fn firmware_in_qemu_equals_the_host_and_fits_the_budget() {
     );
 
     let elf = firmware::firmware_dir().join("target/thumbv7em-none-eabihf/release/classify");
-    let s = firmware::sizes(&elf).unwrap();
-    let stack = firmware::parse_stack(&log).expect("stack high-water mark in the log") as u64;
+    assert_within_budget(&elf, &log, FLASH_BUDGET, RAM_BUDGET);
+}
+
+/// The ELF's flash, and its static RAM plus the stack high-water mark its log reports, within
+/// the budgets.
+fn assert_within_budget(elf: &std::path::Path, log: &str, flash_budget: u64, ram_budget: u64) {
+    let s = firmware::sizes(elf).unwrap();
+    let stack = firmware::parse_stack(log).expect("stack high-water mark in the log") as u64;
     assert!(
-        s.flash() <= FLASH_BUDGET,
-        "flash {} > {FLASH_BUDGET}: {s:?}",
+        s.flash() <= flash_budget,
+        "flash {} > {flash_budget}: {s:?}",
         s.flash()
     );
     assert!(
-        s.static_ram() + stack <= RAM_BUDGET,
-        "RAM {} + stack {stack} > {RAM_BUDGET}: {s:?}",
+        s.static_ram() + stack <= ram_budget,
+        "RAM {} + stack {stack} > {ram_budget}: {s:?}",
         s.static_ram()
     );
 }
@@ -45,7 +59,7 @@ fn the_firmware_links_no_allocator() {
             .join("target/thumbv7em-none-eabihf/release")
             .join(bin);
         if !elf.exists() {
-            facegender::firmware::build(bin, &root().join("models/gender"), &[]).unwrap();
+            facegender_qemu::firmware::build(bin, &root().join("models/gender"), &[]).unwrap();
         }
         let bytes = std::fs::read(&elf).unwrap();
         for sym in [&b"__rust_alloc"[..], b"__rdl_alloc", b"__rg_alloc"] {
@@ -58,30 +72,19 @@ fn the_firmware_links_no_allocator() {
     }
 }
 
-/// Budgets for the whole chain on a Cortex-M7 board with 2 MB of flash and 1 MB of RAM.
-const CHAIN_FLASH_BUDGET: u64 = 1024 * 1024;
-const CHAIN_RAM_BUDGET: u64 = 512 * 1024;
-
 /// The `full_chain` firmware (int8 BlazeFace, keypoint alignment, classifier) on the embedded
 /// frames logs exactly what `facegender predict --device-chain` gives for the same pixels.
 #[test]
 fn full_chain_in_qemu_equals_predict_device_chain_and_fits_the_budget() {
     use crate::support::{facegender, run, stderr, stdout};
-    firmware::check_tools().expect("scripts/setup installs qemu-system-arm and defmt-print");
-    let model = root().join("models/gender");
+    let model = shipped_model();
     let elf = firmware::build("full_chain", &model, &[]).unwrap();
     let log = firmware::run_qemu(&elf, std::time::Duration::from_secs(600)).unwrap();
     let device = firmware::parse_chain(&log);
 
     // the same frames as PNG files, through predict --device-chain
     let dir = tempfile::tempdir().unwrap();
-    let mut frames: Vec<_> = std::fs::read_dir(model.join("firmware-frames"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rgb"))
-        .collect();
-    frames.sort();
+    let frames = facegender_qemu::frames::frames(&model).unwrap();
     assert!(frames.len() >= 2, "too few frames embedded");
     let mut c = facegender();
     c.args([
@@ -99,7 +102,7 @@ fn full_chain_in_qemu_equals_predict_device_chain_and_fits_the_budget() {
             .path()
             .join(f.file_stem().unwrap())
             .with_extension("png");
-        facegender::device::read_frame(f)
+        facegender_qemu::frames::read_frame(f)
             .unwrap()
             .save(&png)
             .unwrap();
@@ -151,26 +154,14 @@ fn full_chain_in_qemu_equals_predict_device_chain_and_fits_the_budget() {
     }
     assert!(faces >= 2, "only {faces} faces compared:\n{log}");
 
-    let s = firmware::sizes(&elf).unwrap();
-    let stack = firmware::parse_stack(&log).expect("stack high-water mark in the log") as u64;
-    assert!(
-        s.flash() <= CHAIN_FLASH_BUDGET,
-        "flash {} > {CHAIN_FLASH_BUDGET}: {s:?}",
-        s.flash()
-    );
-    assert!(
-        s.static_ram() + stack <= CHAIN_RAM_BUDGET,
-        "RAM {} + stack {stack} > {CHAIN_RAM_BUDGET}: {s:?}",
-        s.static_ram()
-    );
+    assert_within_budget(&elf, &log, CHAIN_FLASH_BUDGET, CHAIN_RAM_BUDGET);
 }
 
 /// The kernels the firmware runs (the `SMLAD` assembly among them) equal the scalar reference on
 /// the emulated Cortex-M, over fixed awkward shapes and 400 random ones.
 #[test]
 fn the_kernel_tests_pass_on_the_emulated_cortex_m() {
-    firmware::check_tools().expect("scripts/setup installs qemu-system-arm and defmt-print");
-    let elf = firmware::build("kernel_tests", &root().join("models/gender"), &[]).unwrap();
+    let elf = firmware::build("kernel_tests", &shipped_model(), &[]).unwrap();
     let log = firmware::run_qemu(&elf, std::time::Duration::from_secs(600)).unwrap();
     let line = log
         .lines()

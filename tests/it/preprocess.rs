@@ -8,7 +8,7 @@ use std::path::Path;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb, RgbImage};
 use serde_json::Value;
 
-use crate::support::{facegender, run, sample_photos, stderr, stdout};
+use crate::support::{run_facegender, sample_photos, stderr, stdout};
 
 fn png(img: &DynamicImage) -> Vec<u8> {
     let mut v = Vec::new();
@@ -132,12 +132,17 @@ fn bad_inputs_get_statuses_and_the_batch_completes_and_resumes() {
         with_exif_orientation(&jpeg(&turned), 6),
     )
     .unwrap();
-    let mut c = facegender();
-    c.args(["preprocess", "-q", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&output);
-    let o = run(c);
+    let preprocess = || {
+        run_facegender(&[
+            &"preprocess",
+            &"-q",
+            &"--input",
+            &input,
+            &"--output",
+            &output,
+        ])
+    };
+    let o = preprocess();
     assert!(o.status.success(), "{}", stderr(&o));
     let report: Value =
         serde_json::from_slice(&fs::read(output.join("preprocess-report.json")).unwrap()).unwrap();
@@ -199,12 +204,7 @@ fn bad_inputs_get_statuses_and_the_batch_completes_and_resumes() {
         .unwrap()
         .modified()
         .unwrap();
-    let mut c = facegender();
-    c.args(["preprocess", "-q", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&output);
-    let o = run(c);
+    let o = preprocess();
     assert!(o.status.success());
     assert!(
         stdout(&o).contains("(0 now, 12 from an earlier run)"),
@@ -223,12 +223,8 @@ fn bad_inputs_get_statuses_and_the_batch_completes_and_resumes() {
 #[test]
 fn missing_input_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = facegender();
-    c.args(["preprocess", "--input"])
-        .arg(dir.path().join("nope"))
-        .arg("--output")
-        .arg(dir.path().join("out"));
-    let o = run(c);
+    let (nope, out) = (dir.path().join("nope"), dir.path().join("out"));
+    let o = run_facegender(&[&"preprocess", &"--input", &nope, &"--output", &out]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
 }

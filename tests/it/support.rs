@@ -34,6 +34,13 @@ pub fn facegender() -> Command {
     c
 }
 
+/// Runs the `facegender` binary with `args`, strings and paths alike.
+pub fn run_facegender(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut c = facegender();
+    c.args(args.iter().map(|a| a.as_ref()));
+    run(c)
+}
+
 /// Runs a command, returning its output; panics with stderr if it could not start.
 pub fn run(mut c: Command) -> Output {
     c.output()
@@ -57,13 +64,8 @@ pub fn cargo() -> Command {
 
 /// The first `n` bundled sample photos of a class, sorted.
 pub fn sample_photos(class: &str, n: usize) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("samples/fairface").join(class))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-        .collect();
-    v.sort();
+    let dir = root().join("samples/fairface").join(class);
+    let mut v = facegender_pipeline::fsutil::files_with_extension(&dir, "jpg").unwrap();
     v.truncate(n);
     v
 }
