@@ -338,7 +338,7 @@ def main():
             for n, (l0, l1) in zip(names, lg):
                 f.write(f"{n},{l0:.5f},{l1:.5f}\n")
     # the training part again in the file `facegender train` reads ([train.distill] logits =
-    # ...; host-tools/src/train/teacher.rs): name = class/stem, one column per class
+    # ...; train/src/teacher.rs): name = class/stem, one column per class
     with open(a.out / "teacher-train.csv", "w") as f:
         f.write("name,female,male\n")
         x, _, names = data["train"]

@@ -170,6 +170,54 @@ pub fn fold(net: &Net) -> anyhow::Result<Vec<Folded>> {
     Ok(layers)
 }
 
+/// A same-padded convolution with bias and ReLU over an HWC tensor `x` of `(h, w, cin)`:
+/// each output channel reads every input channel (weights `[o][ky][kx][cin]`), or only its own
+/// when `depthwise` (weights `[ky][kx][c]`). Returns the output and its height and width.
+fn conv_relu(
+    x: &[f32],
+    (h, w, cin): (usize, usize, usize),
+    (wt, b): (&[f32], &[f32]),
+    (k, stride): (usize, usize),
+    depthwise: bool,
+) -> (Vec<f32>, usize, usize) {
+    let (p, cout) = (k / 2, b.len());
+    let (oh, ow) = if depthwise {
+        (h, w)
+    } else {
+        ((h + 2 * p - k) / stride + 1, (w + 2 * p - k) / stride + 1)
+    };
+    let mut y = vec![0f32; oh * ow * cout];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for o in 0..cout {
+                let mut acc = b[o];
+                for ky in 0..k {
+                    let iy = (oy * stride) as isize + ky as isize - p as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    for kx in 0..k {
+                        let ix = (ox * stride) as isize + kx as isize - p as isize;
+                        if ix < 0 || ix >= w as isize {
+                            continue;
+                        }
+                        let at = (iy as usize * w + ix as usize) * cin;
+                        acc += if depthwise {
+                            x[at + o] * wt[(ky * k + kx) * cout + o]
+                        } else {
+                            let xs = &x[at..][..cin];
+                            let ws = &wt[((o * k + ky) * k + kx) * cin..][..cin];
+                            xs.iter().zip(ws).map(|(a, b)| a * b).sum::<f32>()
+                        };
+                    }
+                }
+                y[(oy * ow + ox) * cout + o] = acc.max(0.0);
+            }
+        }
+    }
+    (y, oh, ow)
+}
+
 /// Float forward pass of the folded network on one NHWC image; returns every layer's output.
 pub fn float_forward(layers: &[Folded], x: Vec<f32>, side: usize) -> Vec<Vec<f32>> {
     let (mut h, mut w, mut c) = (side, side, 3usize);
@@ -185,57 +233,12 @@ pub fn float_forward(layers: &[Folded], x: Vec<f32>, side: usize) -> Vec<Vec<f32
                 cin,
                 cout,
             } => {
-                let p = k / 2;
-                let (oh, ow) = ((h + 2 * p - k) / stride + 1, (w + 2 * p - k) / stride + 1);
-                let mut y = vec![0f32; oh * ow * cout];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        for o in 0..*cout {
-                            let mut acc = b[o];
-                            for ky in 0..*k {
-                                let iy = (oy * stride) as isize + ky as isize - p as isize;
-                                if iy < 0 || iy >= h as isize {
-                                    continue;
-                                }
-                                for kx in 0..*k {
-                                    let ix = (ox * stride) as isize + kx as isize - p as isize;
-                                    if ix < 0 || ix >= w as isize {
-                                        continue;
-                                    }
-                                    let xs = &cur[(iy as usize * w + ix as usize) * cin..][..*cin];
-                                    let ws = &wt[((o * k + ky) * k + kx) * cin..][..*cin];
-                                    acc += xs.iter().zip(ws).map(|(a, b)| a * b).sum::<f32>();
-                                }
-                            }
-                            y[(oy * ow + ox) * cout + o] = acc.max(0.0);
-                        }
-                    }
-                }
+                let (y, oh, ow) = conv_relu(&cur, (h, w, *cin), (wt, b), (*k, *stride), false);
                 (h, w, c) = (oh, ow, *cout);
                 y
             }
-            Folded::Depthwise { w: wt, b, k, c: ch } => {
-                let p = k / 2;
-                let mut y = vec![0f32; h * w * ch];
-                for oy in 0..h {
-                    for ox in 0..w {
-                        for cc in 0..*ch {
-                            let mut acc = b[cc];
-                            for ky in 0..*k {
-                                let iy = oy as isize + ky as isize - p as isize;
-                                for kx in 0..*k {
-                                    let ix = ox as isize + kx as isize - p as isize;
-                                    if iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize {
-                                        acc += cur[(iy as usize * w + ix as usize) * ch + cc]
-                                            * wt[(ky * k + kx) * ch + cc];
-                                    }
-                                }
-                            }
-                            y[(oy * w + ox) * ch + cc] = acc.max(0.0);
-                        }
-                    }
-                }
-                y
+            Folded::Depthwise { w: wt, b, k, .. } => {
+                conv_relu(&cur, (h, w, c), (wt, b), (*k, 1), true).0
             }
             Folded::MaxPool => {
                 let (oh, ow) = (h / 2, w / 2);

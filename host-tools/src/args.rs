@@ -11,6 +11,7 @@ use facegender_export::classifier::Ranges;
 use facegender_pipeline::align::AlignMethod;
 use facegender_pipeline::detect::{DEFAULT_THRESHOLD, Variant};
 use facegender_pipeline::eval::Engine;
+use facegender_pipeline::model_dir;
 use facegender_train::training::Backend;
 
 #[derive(Parser, Debug)]
@@ -35,6 +36,24 @@ pub struct Cli {
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The options every command shares, resolved (see `model_dir` for the search order).
+pub struct Global {
+    pub models: PathBuf,
+    pub dlib: PathBuf,
+    /// Draw progress bars (not under `-q`).
+    pub progress: bool,
+}
+
+impl Cli {
+    pub fn global(&self) -> Global {
+        Global {
+            models: model_dir::models_dir(self.models.as_deref()),
+            dlib: model_dir::dlib_model_path(self.landmarks.as_deref()),
+            progress: !self.quiet,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -14,7 +14,6 @@ mod output;
 use std::process::ExitCode;
 
 use clap::Parser;
-use facegender_pipeline::model_dir;
 
 use args::{Cli, Command};
 use cmd::{data, device, predict, train};
@@ -39,26 +38,24 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let models_dir = model_dir::models_dir(cli.models.as_deref());
-    let dlib = model_dir::dlib_model_path(cli.landmarks.as_deref());
-    let (models, progress) = (models_dir.as_path(), !cli.quiet);
+    let g = cli.global();
     match cli.command {
-        Command::Preprocess(a) => data::preprocess(a, models, &dlib, progress),
-        Command::FitDlibBox(a) => data::fit_dlib_box(a, models, &dlib),
-        Command::Filter(a) => data::filter(a),
-        Command::Split(a) => data::split(a, progress),
-        Command::Augment(a) => data::augment(a),
-        Command::Train(a) => train::train(a, progress),
-        Command::TeacherLogits(a) => train::teacher_logits(a, progress),
-        Command::Export(a) => train::export(a, progress),
-        Command::Eval(a) => train::eval(a, progress),
-        Command::Predict(a) => predict::predict(a, models, &dlib, progress),
-        Command::Bench(a) => predict::bench(a, models, &dlib),
-        Command::Demo(a) => predict::demo(a, models, &dlib, progress),
-        Command::Firmware(a) => device::firmware(a, models),
-        Command::QuantizeDetector(a) => device::quantize_detector(a, models),
-        Command::EvalDetector(a) => device::eval_detector(a, models),
-        Command::FitKeypointTemplate(a) => device::fit_template(a),
-        Command::EvalChain(a) => device::eval_chain(a, models, &dlib, progress),
+        Command::Preprocess(a) => data::preprocess(a, &g),
+        Command::FitDlibBox(a) => data::fit_dlib_box(a, &g),
+        Command::Filter(a) => data::filter(a, &g),
+        Command::Split(a) => data::split(a, &g),
+        Command::Augment(a) => data::augment(a, &g),
+        Command::Train(a) => train::train(a, &g),
+        Command::TeacherLogits(a) => train::teacher_logits(a, &g),
+        Command::Export(a) => train::export(a, &g),
+        Command::Eval(a) => train::eval(a, &g),
+        Command::Predict(a) => predict::predict(a, &g),
+        Command::Bench(a) => predict::bench(a, &g),
+        Command::Demo(a) => predict::demo(a, &g),
+        Command::Firmware(a) => device::firmware(a, &g),
+        Command::QuantizeDetector(a) => device::quantize_detector(a, &g),
+        Command::EvalDetector(a) => device::eval_detector(a, &g),
+        Command::FitKeypointTemplate(a) => device::fit_template(a, &g),
+        Command::EvalChain(a) => device::eval_chain(a, &g),
     }
 }

@@ -1,7 +1,5 @@
 //! The data commands: `preprocess`, `fit-dlib-box`, `filter`, `split` and `augment`.
 
-use std::path::Path;
-
 use anyhow::Context;
 use facegender_pipeline::dataset::{filter, split};
 use facegender_pipeline::detect::BlazeFace;
@@ -9,15 +7,11 @@ use facegender_pipeline::landmarks::{BoxMap, LandmarkModel};
 use facegender_pipeline::preprocess::{self, HostModels};
 use facegender_pipeline::{augment, decode, fsutil, landmarks, reference};
 
-use crate::args::{AugmentArgs, FilterArgs, FitDlibBoxArgs, PreprocessArgs, SplitArgs};
+use crate::args::{AugmentArgs, FilterArgs, FitDlibBoxArgs, Global, PreprocessArgs, SplitArgs};
 use crate::output::out;
 
-pub fn preprocess(
-    a: PreprocessArgs,
-    models_dir: &Path,
-    dlib: &Path,
-    progress: bool,
-) -> anyhow::Result<()> {
+pub fn preprocess(a: PreprocessArgs, g: &Global) -> anyhow::Result<()> {
+    let (models_dir, dlib, progress) = (g.models.as_path(), g.dlib.as_path(), g.progress);
     anyhow::ensure!(
         (8..=1024).contains(&a.crop),
         "--crop must be between 8 and 1024 pixels"
@@ -54,7 +48,8 @@ pub fn preprocess(
     Ok(())
 }
 
-pub fn fit_dlib_box(a: FitDlibBoxArgs, models_dir: &Path, dlib: &Path) -> anyhow::Result<()> {
+pub fn fit_dlib_box(a: FitDlibBoxArgs, g: &Global) -> anyhow::Result<()> {
+    let (models_dir, dlib) = (g.models.as_path(), g.dlib.as_path());
     let shared = match a.shared {
         Some(s) => s,
         None => a
@@ -91,7 +86,7 @@ pub fn fit_dlib_box(a: FitDlibBoxArgs, models_dir: &Path, dlib: &Path) -> anyhow
     Ok(())
 }
 
-pub fn filter(a: FilterArgs) -> anyhow::Result<()> {
+pub fn filter(a: FilterArgs, _: &Global) -> anyhow::Result<()> {
     let report = filter::run(&a.input, a.min_images)?;
     out(&filter::table(&report));
     if let Some(path) = a.report {
@@ -125,7 +120,8 @@ fn parse_ratios(s: &str) -> anyhow::Result<[f64; 3]> {
     Ok([v[0], v[1], v[2]])
 }
 
-pub fn split(a: SplitArgs, progress: bool) -> anyhow::Result<()> {
+pub fn split(a: SplitArgs, g: &Global) -> anyhow::Result<()> {
+    let progress = g.progress;
     if a.rollback {
         let n = split::rollback(&a.output, &a.input, progress)?;
         out(&format!(
@@ -202,7 +198,7 @@ pub fn split(a: SplitArgs, progress: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn augment(a: AugmentArgs) -> anyhow::Result<()> {
+pub fn augment(a: AugmentArgs, _: &Global) -> anyhow::Result<()> {
     use rayon::prelude::*;
     anyhow::ensure!(a.input.is_dir(), "{} is not a folder", a.input.display());
     let mut files = fsutil::image_files(&a.input)?;

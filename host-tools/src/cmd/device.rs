@@ -14,10 +14,11 @@ use facegender_pipeline::{dataset, eval, fsutil, progress};
 use facegender_qemu::{firmware, frames, parity};
 
 use crate::args::{
-    EvalChainArgs, EvalDetectorArgs, FirmwareArgs, FitTemplateArgs, QuantizeDetectorArgs,
+    EvalChainArgs, EvalDetectorArgs, FirmwareArgs, FitTemplateArgs, Global, QuantizeDetectorArgs,
 };
 use crate::output::out;
-pub fn firmware(a: FirmwareArgs, models_dir: &Path) -> anyhow::Result<()> {
+pub fn firmware(a: FirmwareArgs, g: &Global) -> anyhow::Result<()> {
+    let models_dir = g.models.as_path();
     let model_dir = a.model.unwrap_or_else(|| models_dir.join("gender"));
     if a.chain {
         return firmware_chain(
@@ -145,7 +146,8 @@ fn firmware_chain(
     Ok(())
 }
 
-pub fn quantize_detector(a: QuantizeDetectorArgs, models_dir: &Path) -> anyhow::Result<()> {
+pub fn quantize_detector(a: QuantizeDetectorArgs, g: &Global) -> anyhow::Result<()> {
+    let models_dir = g.models.as_path();
     let files =
         fsutil::image_files(&a.calibration).with_context(|| a.calibration.display().to_string())?;
     anyhow::ensure!(
@@ -166,7 +168,8 @@ pub fn quantize_detector(a: QuantizeDetectorArgs, models_dir: &Path) -> anyhow::
     Ok(())
 }
 
-pub fn eval_detector(a: EvalDetectorArgs, models_dir: &Path) -> anyhow::Result<()> {
+pub fn eval_detector(a: EvalDetectorArgs, g: &Global) -> anyhow::Result<()> {
+    let models_dir = g.models.as_path();
     let float = BlazeFace::load(models_dir, Variant::Front)?;
     let int8 = Int8Detector::load(&a.detector)?;
     let int8_threshold = match a.int8_threshold {
@@ -191,7 +194,7 @@ pub fn eval_detector(a: EvalDetectorArgs, models_dir: &Path) -> anyhow::Result<(
     Ok(())
 }
 
-pub fn fit_template(a: FitTemplateArgs) -> anyhow::Result<()> {
+pub fn fit_template(a: FitTemplateArgs, _: &Global) -> anyhow::Result<()> {
     let det = Int8Detector::load(&a.detector)?;
     // the chain decides with the int8 detector's calibrated threshold
     let threshold = DetectorInfo::load(&a.detector)?.threshold;
@@ -207,12 +210,8 @@ pub fn fit_template(a: FitTemplateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn eval_chain(
-    a: EvalChainArgs,
-    models_dir: &Path,
-    dlib: &Path,
-    progress: bool,
-) -> anyhow::Result<()> {
+pub fn eval_chain(a: EvalChainArgs, g: &Global) -> anyhow::Result<()> {
+    let (models_dir, dlib, progress) = (g.models.as_path(), g.dlib.as_path(), g.progress);
     let model_dir = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
     let (info, bytes) = model_dir::read_classifier(&model_dir)?;
     let classifier = Classifier::new(&bytes, info)?;

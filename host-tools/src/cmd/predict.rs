@@ -10,16 +10,12 @@ use facegender_pipeline::predict::{self, DeviceModels};
 use facegender_pipeline::preprocess::HostModels;
 use facegender_pipeline::{fsutil, progress};
 
-use crate::args::{BenchArgs, DemoArgs, PredictArgs};
+use crate::args::{BenchArgs, DemoArgs, Global, PredictArgs};
 use crate::output::{Partial, out};
 use crate::{bench, demo};
 
-pub fn predict(
-    a: PredictArgs,
-    models_dir: &Path,
-    dlib: &Path,
-    progress: bool,
-) -> anyhow::Result<()> {
+pub fn predict(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
+    let (models_dir, dlib, progress) = (g.models.as_path(), g.dlib.as_path(), g.progress);
     use indicatif::ParallelProgressIterator;
     use rayon::prelude::*;
     anyhow::ensure!(
@@ -77,7 +73,8 @@ pub fn predict(
     Ok(())
 }
 
-pub fn bench(a: BenchArgs, models_dir: &Path, dlib: &Path) -> anyhow::Result<()> {
+pub fn bench(a: BenchArgs, g: &Global) -> anyhow::Result<()> {
+    let (models_dir, dlib) = (g.models.as_path(), g.dlib.as_path());
     let model_dir = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
     let (info, bytes) = model_dir::read_classifier(&model_dir)?;
     let classifier = Classifier::new(&bytes, info)?;
@@ -102,7 +99,8 @@ pub fn bench(a: BenchArgs, models_dir: &Path, dlib: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
-pub fn demo(a: DemoArgs, models_dir: &Path, dlib: &Path, progress: bool) -> anyhow::Result<()> {
+pub fn demo(a: DemoArgs, g: &Global) -> anyhow::Result<()> {
+    let (models_dir, dlib, progress) = (g.models.as_path(), g.dlib.as_path(), g.progress);
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
     let held_out = a.sample.is_none();
     let photos = a.sample.unwrap_or_else(|| samples.join("fairface"));

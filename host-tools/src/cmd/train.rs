@@ -15,7 +15,7 @@ use facegender_pipeline::{model_dir, progress};
 use facegender_train::inference::{Trained, run_float};
 use facegender_train::{teacher, training};
 
-use crate::args::{EvalArgs, ExportArgs, TeacherLogitsArgs, TrainArgs};
+use crate::args::{EvalArgs, ExportArgs, Global, TeacherLogitsArgs, TrainArgs};
 use crate::output::out;
 
 fn set_threads(n: usize) {
@@ -30,7 +30,8 @@ fn set_threads(n: usize) {
         .build_global();
 }
 
-pub fn teacher_logits(a: TeacherLogitsArgs, progress: bool) -> anyhow::Result<()> {
+pub fn teacher_logits(a: TeacherLogitsArgs, g: &Global) -> anyhow::Result<()> {
+    let progress = g.progress;
     anyhow::ensure!(
         !a.out.exists(),
         "{} already exists; choose another --out or remove it",
@@ -69,7 +70,8 @@ pub fn teacher_logits(a: TeacherLogitsArgs, progress: bool) -> anyhow::Result<()
     Ok(())
 }
 
-pub fn train(a: TrainArgs, progress: bool) -> anyhow::Result<()> {
+pub fn train(a: TrainArgs, g: &Global) -> anyhow::Result<()> {
+    let progress = g.progress;
     let mut cfg = match (&a.config, a.resume) {
         (Some(p), _) => training::TrainConfig::load(p)?,
         (None, true) if a.out.join("config.toml").exists() => {
@@ -157,7 +159,8 @@ pub fn train(a: TrainArgs, progress: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn export(a: ExportArgs, progress: bool) -> anyhow::Result<()> {
+pub fn export(a: ExportArgs, g: &Global) -> anyhow::Result<()> {
+    let progress = g.progress;
     let trained = Trained::load(&a.run)?;
     let side = trained.config.model.input as u32;
     let mut cal = load_split(&a.calibration, Some(&trained.classes), side, progress)?;
@@ -179,7 +182,8 @@ pub fn export(a: ExportArgs, progress: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn eval(a: EvalArgs, progress: bool) -> anyhow::Result<()> {
+pub fn eval(a: EvalArgs, g: &Global) -> anyhow::Result<()> {
+    let progress = g.progress;
     let info = model_dir::export_info(&a.model)?;
     let split = load_split(&a.data, Some(&info.classes), info.input as u32, progress)?;
     let mut engines = if a.engines.is_empty() {
