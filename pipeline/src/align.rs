@@ -24,7 +24,7 @@ pub fn transform(
     method: AlignMethod,
     crop: u32,
     scale: f64,
-) -> anyhow::Result<Affine> {
+) -> crate::Result<Affine> {
     let pts: Vec<[f64; 2]> = landmarks.iter().map(|p| [p.x as f64, p.y as f64]).collect();
     let a = match method {
         AlignMethod::InnerEyesBottomLip => {
@@ -35,15 +35,14 @@ pub fn transform(
         }
         AlignMethod::Similarity => align::similarity(&pts, crop as usize, scale),
     };
-    a.map_err(|e| anyhow::anyhow!("alignment: {e}"))
+    a.map_err(|e| crate::invalid!("alignment: {e}"))
 }
 
 /// The aligned `crop` x `crop` RGB image.
-pub fn crop(img: &RgbImage, a: &Affine, crop: u32) -> anyhow::Result<RgbImage> {
-    let view = RgbView::packed(img.as_raw(), img.width() as usize, img.height() as usize)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+pub fn crop(img: &RgbImage, a: &Affine, crop: u32) -> crate::Result<RgbImage> {
+    let view = RgbView::packed(img.as_raw(), img.width() as usize, img.height() as usize)?;
     let mut out = vec![0u8; (crop * crop * 3) as usize];
-    align::warp_rgb(&view, a, crop as usize, &mut out).map_err(|e| anyhow::anyhow!("{e}"))?;
+    align::warp_rgb(&view, a, crop as usize, &mut out)?;
     Ok(RgbImage::from_raw(crop, crop, out).expect("size checked"))
 }
 
@@ -52,8 +51,7 @@ pub fn keypoint_crop(
     img: &RgbImage,
     face: &facegender_core::detect::Detection,
     template: &facegender_core::chain::Template,
-) -> anyhow::Result<RgbImage> {
-    let a = facegender_core::chain::keypoint_affine(face, template)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+) -> crate::Result<RgbImage> {
+    let a = facegender_core::chain::keypoint_affine(face, template)?;
     crop(img, &a, template.side)
 }

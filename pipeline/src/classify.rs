@@ -79,13 +79,13 @@ pub struct Classifier<'a> {
 
 impl<'a> Classifier<'a> {
     /// The classifier over bytes from [`read_classifier`] (checked there).
-    pub fn new(bytes: &'a [u8], info: ExportInfo) -> anyhow::Result<Self> {
-        let model = Model::parse(bytes).map_err(|e| anyhow::anyhow!("classifier: {e}"))?;
+    pub fn new(bytes: &'a [u8], info: ExportInfo) -> crate::Result<Self> {
+        let model = Model::parse(bytes).map_err(|e| crate::invalid!("classifier: {e}"))?;
         Ok(Self { model, info })
     }
 
     /// Aligned crop of a face as the model saw them in training.
-    pub fn crop(&self, img: &RgbImage, landmarks: &[Point]) -> anyhow::Result<RgbImage> {
+    pub fn crop(&self, img: &RgbImage, landmarks: &[Point]) -> crate::Result<RgbImage> {
         let side = self.info.input as u32;
         let a = align::transform(landmarks, self.info.align, side, self.info.crop_scale)?;
         align::crop(img, &a, side)
@@ -96,14 +96,11 @@ impl<'a> Classifier<'a> {
         &self,
         crop: &RgbImage,
         arena: &mut [u8],
-    ) -> anyhow::Result<(Vec<i8>, Vec<f32>)> {
-        let out = self
-            .model
-            .run(arena, &core_input(crop))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ) -> crate::Result<(Vec<i8>, Vec<f32>)> {
+        let out = self.model.run(arena, &core_input(crop))?;
         let logits = out
             .get(0)
-            .ok_or_else(|| anyhow::anyhow!("model has no output"))?
+            .ok_or_else(|| crate::invalid!("model has no output"))?
             .to_vec();
         let q = self.model.output(0).q;
         let p = int8_probs(&logits, q);

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::Context;
+use crate::error::Context;
 use facegender_core::ert::{Point, Rect, ShapePredictor, dlib};
 use facegender_core::image::{GrayView, RgbView, rgb_to_intensity};
 use image::RgbImage;
@@ -19,10 +19,10 @@ pub struct LandmarkModel {
 impl LandmarkModel {
     /// Reads dlib's `shape_predictor_68_face_landmarks.dat` (or a file already in the core's
     /// format) and converts it.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    pub fn load(path: &Path) -> crate::Result<Self> {
         let raw = model_dir::read(path)?;
         if raw.starts_with(&facegender_core::ert::format::MAGIC) {
-            ShapePredictor::parse(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            ShapePredictor::parse(&raw).map_err(|e| crate::invalid!("{}: {e}", path.display()))?;
             return Ok(Self { bytes: raw });
         }
         let spec = dlib::parse(&raw).map_err(|e| model_dir::ModelFileError::Corrupt {
@@ -31,13 +31,13 @@ impl LandmarkModel {
         })?;
         let bytes = spec
             .to_bytes()
-            .map_err(anyhow::Error::msg)
+            .map_err(|e| crate::invalid!("{e}"))
             .context("converting the dlib model")?;
         Ok(Self { bytes })
     }
 
-    pub fn predictor(&self) -> anyhow::Result<ShapePredictor<'_>> {
-        ShapePredictor::parse(&self.bytes).map_err(|e| anyhow::anyhow!("landmark model: {e}"))
+    pub fn predictor(&self) -> crate::Result<ShapePredictor<'_>> {
+        ShapePredictor::parse(&self.bytes).map_err(|e| crate::invalid!("landmark model: {e}"))
     }
 }
 
@@ -57,12 +57,10 @@ pub fn predict(
     width: u32,
     height: u32,
     rect: Rect,
-) -> anyhow::Result<Vec<Point>> {
-    let view = GrayView::new(grey, width as usize, height as usize, width as usize)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+) -> crate::Result<Vec<Point>> {
+    let view = GrayView::new(grey, width as usize, height as usize, width as usize)?;
     let mut out = vec![Point::default(); sp.landmark_count()];
-    sp.predict(&view, rect, &mut out)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    sp.predict(&view, rect, &mut out)?;
     Ok(out)
 }
 

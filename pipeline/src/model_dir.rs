@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use crate::error::Context;
 use facegender_core::chain::Template;
 use facegender_core::nn::Model;
 use serde::{Deserialize, Serialize};
@@ -158,7 +158,7 @@ fn default_threshold() -> f32 {
 }
 
 impl DetectorInfo {
-    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+    pub fn load(dir: &Path) -> crate::Result<Self> {
         let p = dir.join(INFO);
         serde_json::from_slice(&read(&p)?).with_context(|| format!("reading {}", p.display()))
     }
@@ -183,7 +183,7 @@ impl ChainInfo {
         }
     }
 
-    pub fn load(model_dir: &Path) -> anyhow::Result<Self> {
+    pub fn load(model_dir: &Path) -> crate::Result<Self> {
         let p = model_dir.join(DEVICE_CHAIN);
         serde_json::from_slice(&std::fs::read(&p).with_context(|| {
             format!(
@@ -196,7 +196,7 @@ impl ChainInfo {
 }
 
 /// Loads an export folder's info.
-pub fn export_info(model_dir: &Path) -> anyhow::Result<ExportInfo> {
+pub fn export_info(model_dir: &Path) -> crate::Result<ExportInfo> {
     let p = model_dir.join(INFO);
     serde_json::from_slice(
         &std::fs::read(&p)
@@ -206,10 +206,10 @@ pub fn export_info(model_dir: &Path) -> anyhow::Result<ExportInfo> {
 }
 
 /// An exported model folder's `model.json` and core model bytes, for [`crate::classify::Classifier::new`].
-pub fn read_classifier(model_dir: &Path) -> anyhow::Result<(ExportInfo, Vec<u8>)> {
+pub fn read_classifier(model_dir: &Path) -> crate::Result<(ExportInfo, Vec<u8>)> {
     let info = export_info(model_dir)?;
     let path = model_dir.join(CORE_MODEL);
     let bytes = read(&path)?;
-    Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Model::parse(&bytes).map_err(|e| crate::invalid!("{}: {e}", path.display()))?;
     Ok((info, bytes))
 }

@@ -120,9 +120,9 @@ fn label_photo<F>(
     annotate: Option<&Path>,
     c: &Classifier<'_>,
     cfg: &Config,
-    find: impl FnOnce(&RgbImage) -> anyhow::Result<Vec<F>>,
+    find: impl FnOnce(&RgbImage) -> crate::Result<Vec<F>>,
     describe: impl Fn(usize, &F) -> (FaceResult, f32),
-    crop: impl Fn(&RgbImage, &F) -> anyhow::Result<RgbImage>,
+    crop: impl Fn(&RgbImage, &F) -> crate::Result<RgbImage>,
 ) -> ImageResult {
     let mut r = ImageResult {
         image: path.to_path_buf(),
@@ -131,7 +131,7 @@ fn label_photo<F>(
         faces: Vec::new(),
     };
     let found = decode_file(path, &Limits::default())
-        .map_err(anyhow::Error::from)
+        .map_err(crate::Error::from)
         .and_then(|img| Ok((find(&img)?, img)));
     let (faces, img) = match found {
         Ok(f) => f,
@@ -167,10 +167,10 @@ fn label_photo<F>(
 fn classify_face(
     c: &Classifier<'_>,
     cfg: &Config,
-    crop: anyhow::Result<RgbImage>,
+    crop: crate::Result<RgbImage>,
     arena: &mut [u8],
     fr: &mut FaceResult,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     fr.status = "uncertain";
     let crop = crop?;
     let (mut logits, mut p) = c.classify(&crop, arena)?;
@@ -195,7 +195,7 @@ fn classify_face(
 }
 
 /// Writes the photo with boxes, landmarks and labels drawn on it to `dir/<name>.png`.
-pub fn annotate_image(img: &RgbImage, r: &ImageResult, dir: &Path) -> anyhow::Result<PathBuf> {
+pub fn annotate_image(img: &RgbImage, r: &ImageResult, dir: &Path) -> crate::Result<PathBuf> {
     let out = draw(img, r)?;
     let name = r
         .image
@@ -211,7 +211,7 @@ pub fn annotate_image(img: &RgbImage, r: &ImageResult, dir: &Path) -> anyhow::Re
 
 /// The photo with each face's box, landmarks (or keypoints) and label drawn on it: magenta for
 /// female, blue for male, grey for faces without a label.
-pub fn draw(img: &RgbImage, r: &ImageResult) -> anyhow::Result<RgbImage> {
+pub fn draw(img: &RgbImage, r: &ImageResult) -> crate::Result<RgbImage> {
     use plotters::prelude::*;
     let (w, h) = img.dimensions();
     let mut buf = img.as_raw().clone();
@@ -230,10 +230,10 @@ pub fn draw(img: &RgbImage, r: &ImageResult) -> anyhow::Result<RgbImage> {
                 [(b[0], b[1]), (b[2], b[3])],
                 color.stroke_width(thick),
             ))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(|e| crate::invalid!("{e:?}"))?;
             for p in &f.landmarks {
                 root.draw(&Circle::new((p[0], p[1]), thick.max(2), color.filled()))
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    .map_err(|e| crate::invalid!("{e:?}"))?;
             }
             let text = match (&f.label, f.probability) {
                 (Some(l), Some(p)) => format!("{l} {:.0}%", 100.0 * p),
@@ -245,11 +245,11 @@ pub fn draw(img: &RgbImage, r: &ImageResult) -> anyhow::Result<RgbImage> {
                 (b[0].max(0), y),
                 ("sans-serif", font).into_font().color(&color),
             ))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(|e| crate::invalid!("{e:?}"))?;
         }
-        root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        root.present().map_err(|e| crate::invalid!("{e:?}"))?;
     }
-    RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow::anyhow!("buffer size"))
+    RgbImage::from_raw(w, h, buf).ok_or_else(|| crate::invalid!("buffer size"))
 }
 
 /// The photo's largest face (by box area): the one `eval-chain` and the demo score against a
@@ -265,7 +265,7 @@ pub fn main_label(r: &ImageResult) -> Option<&str> {
 }
 
 /// Every image named on the command line (folders searched recursively), in order.
-pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn expand_inputs(inputs: &[PathBuf]) -> crate::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for i in inputs {
         if i.is_dir() {
@@ -321,7 +321,7 @@ pub struct DeviceModels {
 impl DeviceModels {
     /// The int8 detector from `detector_dir` (`models/blazeface-int8`), the chain's settings
     /// from the classifier's folder `model_dir`.
-    pub fn load(detector_dir: &Path, model_dir: &Path) -> anyhow::Result<Self> {
+    pub fn load(detector_dir: &Path, model_dir: &Path) -> crate::Result<Self> {
         Ok(Self {
             detector: Int8Detector::load(detector_dir)?,
             chain: ChainInfo::load(model_dir)?,

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use anyhow::Context;
+use crate::error::Context;
 use facegender_core::ert::{Rect, ShapePredictor};
 use image::{ImageEncoder, RgbImage};
 use indicatif::ParallelProgressIterator;
@@ -152,7 +152,7 @@ pub struct HostModels {
 }
 
 impl HostModels {
-    pub fn load(models_dir: &Path, dlib: &Path, variant: Variant) -> anyhow::Result<Self> {
+    pub fn load(models_dir: &Path, dlib: &Path, variant: Variant) -> crate::Result<Self> {
         Ok(Self {
             detector: BlazeFace::load(models_dir, variant)?,
             landmarks: LandmarkModel::load(dlib)?,
@@ -160,7 +160,7 @@ impl HostModels {
     }
 
     /// The models, with the box map fitted for BlazeFace front.
-    pub fn models(&self) -> anyhow::Result<Models<'_>> {
+    pub fn models(&self) -> crate::Result<Models<'_>> {
         Ok(Models {
             detector: &self.detector,
             landmarks: self.landmarks.predictor()?,
@@ -182,7 +182,7 @@ pub fn faces_with_landmarks(
     img: &RgbImage,
     threshold: f32,
     grey: Option<&[u8]>,
-) -> anyhow::Result<Vec<FaceLandmarks>> {
+) -> crate::Result<Vec<FaceLandmarks>> {
     let mut faces = m.detector.detect(img, threshold)?;
     faces.sort_by(|a, b| (b.width() * b.height()).total_cmp(&(a.width() * a.height())));
     let owned;
@@ -329,16 +329,16 @@ fn read_journal(path: &Path) -> HashMap<(String, String), Entry> {
 }
 
 /// Runs the whole command.
-pub fn run(cfg: &Config, m: &Models<'_>) -> anyhow::Result<Report> {
+pub fn run(cfg: &Config, m: &Models<'_>) -> crate::Result<Report> {
     let started = Instant::now();
-    anyhow::ensure!(
+    crate::ensure!(
         cfg.input.is_dir(),
         "input folder {} does not exist",
         cfg.input.display()
     );
     let classes = fsutil::class_dirs(&cfg.input)
         .with_context(|| format!("reading {}", cfg.input.display()))?;
-    anyhow::ensure!(
+    crate::ensure!(
         !classes.is_empty(),
         "{} has no class sub-folders (expected e.g. male/ and female/)",
         cfg.input.display()
@@ -380,7 +380,8 @@ pub fn run(cfg: &Config, m: &Models<'_>) -> anyhow::Result<Report> {
     );
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.jobs)
-        .build()?;
+        .build()
+        .map_err(|e| crate::invalid!("{e}"))?;
     let fresh: Vec<Entry> = pool.install(|| {
         todo.par_iter()
             .progress_with(bar.clone())
@@ -398,12 +399,12 @@ pub fn run(cfg: &Config, m: &Models<'_>) -> anyhow::Result<Report> {
                 let line = serde_json::to_string(&e)?;
                 let mut j = journal
                     .lock()
-                    .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
+                    .map_err(|_| crate::invalid!("journal lock poisoned"))?;
                 writeln!(j, "{line}")?;
                 j.flush()?;
                 Ok(e)
             })
-            .collect::<anyhow::Result<Vec<_>>>()
+            .collect::<crate::Result<Vec<_>>>()
     })?;
     bar.finish_and_clear();
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use crate::error::Context;
 use facegender_core::ert::{Point, Rect, ShapePredictor};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -42,7 +42,7 @@ pub struct RefFace {
 }
 
 /// Faces of a reference file; paths in it are relative to `shared` (the folder holding `data/`).
-pub fn load(json: &Path, shared: &Path) -> anyhow::Result<Vec<RefFace>> {
+pub fn load(json: &Path, shared: &Path) -> crate::Result<Vec<RefFace>> {
     let f: RefFile =
         serde_json::from_slice(&std::fs::read(json).with_context(|| json.display().to_string())?)
             .with_context(|| format!("{} is not a dlib reference file", json.display()))?;
@@ -93,7 +93,7 @@ pub fn detect_all(
     detector: &dyn Detector,
     faces: &[RefFace],
     threshold: f32,
-) -> anyhow::Result<Vec<Option<Face>>> {
+) -> crate::Result<Vec<Option<Face>>> {
     faces
         .par_iter()
         .map(|rf| {
@@ -120,7 +120,7 @@ pub fn chain_error(
     faces: &[RefFace],
     detections: &[Option<Face>],
     map: &BoxMap,
-) -> anyhow::Result<ChainError> {
+) -> crate::Result<ChainError> {
     let mut nme: Vec<f64> = faces
         .par_iter()
         .zip(detections)
@@ -143,7 +143,7 @@ pub fn chain_error(
                 / got.len() as f64;
             Ok(mean / iod)
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<crate::Result<_>>()?;
     nme.sort_by(f64::total_cmp);
     let n = nme.len().max(1) as f64;
     Ok(ChainError {

@@ -16,7 +16,7 @@ const CAPTION: u32 = 16;
 const GAP: u32 = 4;
 
 /// The cells on a grid of `cols` columns, each photo fitted into `side` x `side` pixels.
-pub fn grid(cells: &[Cell], cols: usize, side: u32) -> anyhow::Result<RgbImage> {
+pub fn grid(cells: &[Cell], cols: usize, side: u32) -> crate::Result<RgbImage> {
     use plotters::prelude::*;
     let cols = cols.clamp(1, cells.len().max(1)) as u32;
     let rows = cells.len().div_ceil(cols as usize).max(1) as u32;
@@ -66,11 +66,11 @@ pub fn grid(cells: &[Cell], cols: usize, side: u32) -> anyhow::Result<RgbImage> 
                 (x as i32 + 2, (y + side + 2 * FRAME + 2) as i32),
                 ("sans-serif", 12).into_font().color(&BLACK),
             ))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(|e| crate::invalid!("{e:?}"))?;
         }
-        root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        root.present().map_err(|e| crate::invalid!("{e:?}"))?;
     }
-    RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow::anyhow!("buffer size"))
+    RgbImage::from_raw(w, h, buf).ok_or_else(|| crate::invalid!("buffer size"))
 }
 
 #[cfg(test)]

@@ -202,14 +202,16 @@ pub fn eval(a: EvalArgs, g: &Global) -> anyhow::Result<()> {
     } else {
         groups_from_labels(&a.labels, &split)?
     };
-    let run_engine = |e: &Engine, split: &Split| match e {
-        Engine::Float => run_float(
-            a.run.as_deref().context("--engines float needs --run")?,
-            split,
-        ),
-        Engine::Onnx => engines::run_onnx(&a.model, split),
-        Engine::Int8Tract => engines::run_int8_tract(&a.model, split),
-        Engine::Int8Core => engines::run_int8_core(&a.model, split),
+    let run_engine = |e: &Engine, split: &Split| -> anyhow::Result<eval::Outputs> {
+        Ok(match e {
+            Engine::Float => run_float(
+                a.run.as_deref().context("--engines float needs --run")?,
+                split,
+            )?,
+            Engine::Onnx => engines::run_onnx(&a.model, split)?,
+            Engine::Int8Tract => engines::run_int8_tract(&a.model, split)?,
+            Engine::Int8Core => engines::run_int8_core(&a.model, split)?,
+        })
     };
     let mirrored = a.mirror.then(|| mirrored(&split));
     if a.mirror {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use crate::error::Context;
 use image::RgbImage;
 use image::imageops::FilterType;
 use indicatif::ParallelProgressIterator;
@@ -28,7 +28,7 @@ pub fn load_split(
     classes: Option<&[String]>,
     side: u32,
     progress: bool,
-) -> anyhow::Result<Split> {
+) -> crate::Result<Split> {
     let items = super::list(dir)?;
     let classes: Vec<String> = match classes {
         Some(c) => c.to_vec(),
@@ -38,7 +38,7 @@ pub fn load_split(
             c
         }
     };
-    anyhow::ensure!(!items.is_empty(), "no images in {}", dir.display());
+    crate::ensure!(!items.is_empty(), "no images in {}", dir.display());
     let bar = progress::bar(items.len(), progress);
     bar.set_message(format!("loading {}", dir.display()));
     let loaded: Vec<(RgbImage, usize, String, PathBuf)> = items
@@ -70,7 +70,7 @@ pub fn load_split(
                 it.path.clone(),
             ))
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<crate::Result<_>>()?;
     let mut s = Split {
         classes,
         images: Vec::new(),

@@ -59,7 +59,7 @@ fn key(i: &Item) -> String {
 }
 
 /// Scans `input` (decoding and hashing every image on all cores).
-pub fn run(input: &Path, min_images: usize) -> anyhow::Result<Report> {
+pub fn run(input: &Path, min_images: usize) -> crate::Result<Report> {
     let items = list(input)?;
     let checked: Vec<(Item, Result<String, String>)> = items
         .into_par_iter()

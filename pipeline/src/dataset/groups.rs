@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use anyhow::Context;
+use crate::error::Context;
 
 use super::crop_key;
 use super::crops::Split;
@@ -11,7 +11,7 @@ use super::crops::Split;
 /// `attribute=value` groups per image from FairFace-style labels.csv files (`path,gender,
 /// age_group,race`), matched on class and file stem (crops keep the photo's relative path).
 /// A path listed in two files with different attributes is refused.
-pub fn groups_from_labels(labels: &[PathBuf], split: &Split) -> anyhow::Result<Vec<Vec<String>>> {
+pub fn groups_from_labels(labels: &[PathBuf], split: &Split) -> crate::Result<Vec<Vec<String>>> {
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
     for file in labels {
         let mut r =
@@ -29,7 +29,7 @@ pub fn groups_from_labels(labels: &[PathBuf], split: &Split) -> anyhow::Result<V
                 .map(|(h, v)| format!("{h}={v}"))
                 .collect();
             if let Some(before) = by_key.get(&key) {
-                anyhow::ensure!(
+                crate::ensure!(
                     *before == attrs,
                     "{path} is listed again in {} with other attributes",
                     file.display()

@@ -7,7 +7,7 @@ pub mod split;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use crate::error::Context;
 use sha2::{Digest, Sha256};
 
 use crate::fsutil;
@@ -22,8 +22,8 @@ pub struct Item {
 }
 
 /// Every image under `root/<class>/`, sorted by (class, path).
-pub fn list(root: &Path) -> anyhow::Result<Vec<Item>> {
-    anyhow::ensure!(root.is_dir(), "{} is not a folder", root.display());
+pub fn list(root: &Path) -> crate::Result<Vec<Item>> {
+    crate::ensure!(root.is_dir(), "{} is not a folder", root.display());
     let mut items = Vec::new();
     for (class, dir) in
         fsutil::class_dirs(root).with_context(|| format!("reading {}", root.display()))?

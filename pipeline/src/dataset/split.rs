@@ -15,7 +15,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use crate::bail;
+use crate::error::Context;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use regex::Regex;
@@ -189,13 +190,13 @@ pub fn assign(items: &[Item], cfg: &Config) -> Vec<(Item, usize, String)> {
 }
 
 /// The plan: rows in manifest order (split, class, path).
-pub fn plan(cfg: &Config) -> anyhow::Result<Vec<Row>> {
+pub fn plan(cfg: &Config) -> crate::Result<Vec<Row>> {
     let mut items = list(&cfg.input)?;
     if let Some(f) = &cfg.filter {
         let keep = f.keeps();
         items.retain(|i| keep.contains(format!("{}/{}", i.class, i.rel).as_str()));
     }
-    anyhow::ensure!(
+    crate::ensure!(
         !items.is_empty(),
         "no images to split in {}",
         cfg.input.display()
@@ -204,7 +205,7 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Vec<Row>> {
     let hashes: Vec<String> = assigned
         .par_iter()
         .map(|(it, _, _)| sha256_file(&it.path).with_context(|| it.path.display().to_string()))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<crate::Result<_>>()?;
     let mut rows: Vec<Row> = assigned
         .into_iter()
         .zip(hashes)
@@ -224,7 +225,7 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-pub fn read_manifest(path: &Path) -> anyhow::Result<Vec<Row>> {
+pub fn read_manifest(path: &Path) -> crate::Result<Vec<Row>> {
     let mut r =
         csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     r.deserialize()
@@ -232,12 +233,12 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Vec<Row>> {
         .collect()
 }
 
-fn manifest_bytes(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
+fn manifest_bytes(rows: &[Row]) -> crate::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
         w.serialize(r)?;
     }
-    w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
+    w.into_inner().map_err(|e| crate::invalid!("{e}"))
 }
 
 /// Counts per split and class.
@@ -258,13 +259,13 @@ pub struct Outcome {
     pub resumed: bool,
 }
 
-fn same_file_content(path: &Path, sha: &str) -> anyhow::Result<bool> {
+fn same_file_content(path: &Path, sha: &str) -> crate::Result<bool> {
     Ok(sha256_file(path)? == sha)
 }
 
 /// Moves `from` to `to` without ever having neither: hard link then unlink on one file system,
 /// verified copy then unlink across file systems. Idempotent.
-fn move_file(from: &Path, to: &Path, sha: &str) -> anyhow::Result<bool> {
+fn move_file(from: &Path, to: &Path, sha: &str) -> crate::Result<bool> {
     match (from.exists(), to.exists()) {
         (_, true) if !from.exists() => Ok(false),
         (true, true) => {
@@ -290,7 +291,7 @@ fn move_file(from: &Path, to: &Path, sha: &str) -> anyhow::Result<bool> {
                 if !fsutil::write_new(to, &bytes)? {
                     bail!("{} appeared while moving", to.display());
                 }
-                anyhow::ensure!(
+                crate::ensure!(
                     same_file_content(to, sha)?,
                     "copy of {} does not match",
                     from.display()
@@ -307,9 +308,9 @@ fn move_file(from: &Path, to: &Path, sha: &str) -> anyhow::Result<bool> {
     }
 }
 
-fn copy_file(from: &Path, to: &Path, sha: &str, link: bool) -> anyhow::Result<bool> {
+fn copy_file(from: &Path, to: &Path, sha: &str, link: bool) -> crate::Result<bool> {
     if to.exists() {
-        anyhow::ensure!(
+        crate::ensure!(
             same_file_content(to, sha)?,
             "{} exists and differs: refusing to overwrite",
             to.display()
@@ -329,7 +330,7 @@ fn copy_file(from: &Path, to: &Path, sha: &str, link: bool) -> anyhow::Result<bo
         }
     }
     let bytes = std::fs::read(from).with_context(|| from.display().to_string())?;
-    anyhow::ensure!(
+    crate::ensure!(
         crate::model_dir::hex(&Sha256::digest(&bytes)) == sha,
         "{} changed since the plan",
         from.display()
@@ -349,7 +350,7 @@ fn bar(n: usize, show: bool, what: &str) -> ProgressBar {
 }
 
 /// Plans (or resumes) and carries out the split. With `dry_run`, only plans.
-pub fn run(cfg: &Config) -> anyhow::Result<(Vec<Row>, Outcome)> {
+pub fn run(cfg: &Config) -> crate::Result<(Vec<Row>, Outcome)> {
     let manifest = cfg.output.join("manifest.csv");
     let settings_path = cfg.output.join("split.json");
     let settings = Settings {
@@ -369,7 +370,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<(Vec<Row>, Outcome)> {
                     settings_path.display()
                 )
             })?)?;
-        anyhow::ensure!(
+        crate::ensure!(
             old == settings,
             "{} already holds a split made with other settings ({old:?}); use another output folder",
             cfg.output.display()
@@ -431,18 +432,18 @@ pub fn run(cfg: &Config) -> anyhow::Result<(Vec<Row>, Outcome)> {
 }
 
 /// Undoes a `--move` split from its manifest: every file goes back to its source path.
-pub fn rollback(output: &Path, input: &Path, progress: bool) -> anyhow::Result<usize> {
+pub fn rollback(output: &Path, input: &Path, progress: bool) -> crate::Result<usize> {
     let manifest = output.join("manifest.csv");
     let settings: Settings = serde_json::from_slice(
         &std::fs::read(output.join("split.json"))
             .with_context(|| format!("no split to roll back in {}", output.display()))?,
     )?;
-    anyhow::ensure!(
+    crate::ensure!(
         settings.mode == Mode::Move,
         "only --move splits need rolling back (this one used {:?})",
         settings.mode
     );
-    anyhow::ensure!(
+    crate::ensure!(
         settings.input == input,
         "the split was made from {}, not {}",
         settings.input.display(),
@@ -488,7 +489,7 @@ pub fn table(rows: &[Row]) -> String {
 }
 
 /// Reads a `path,group` CSV.
-pub fn read_groups(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+pub fn read_groups(path: &Path) -> crate::Result<HashMap<String, String>> {
     let mut r = csv::ReaderBuilder::new()
         .has_headers(false)
         .from_path(path)

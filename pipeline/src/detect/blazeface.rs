@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
+use crate::error::Context;
 use facegender_core::detect::{self, AnchorSpec, Detection};
 use image::RgbImage;
 use prost::Message;
@@ -94,7 +94,7 @@ pub fn patch_constant_of_shape(graph: &mut GraphProto) -> usize {
 }
 
 /// Reads, checks and patches a BlazeFace ONNX file.
-pub fn load_proto(models_dir: &Path, variant: Variant) -> anyhow::Result<ModelProto> {
+pub fn load_proto(models_dir: &Path, variant: Variant) -> crate::Result<ModelProto> {
     let path = models_dir.join("blazeface").join(variant.file_name());
     let bytes = model_dir::read_checked(&path, variant.sha256())?;
     let mut proto = ModelProto::decode(&bytes[..])
@@ -231,7 +231,7 @@ pub const RETRY_MARGIN: f32 = 0.3;
 const CANDIDATES: usize = 128;
 
 impl BlazeFace {
-    pub fn load(models_dir: &Path, variant: Variant) -> anyhow::Result<Self> {
+    pub fn load(models_dir: &Path, variant: Variant) -> crate::Result<Self> {
         let proto = load_proto(models_dir, variant)?;
         let s = variant.input_size() as usize;
         let plan = tract_onnx::onnx()
@@ -251,7 +251,7 @@ impl BlazeFace {
     }
 
     /// Raw outputs for a prepared input: (scores, regressors) with both heads concatenated.
-    pub fn run(&self, input: &[f32]) -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
+    pub fn run(&self, input: &[f32]) -> crate::Result<(Vec<f32>, Vec<f32>)> {
         let s = self.variant.input_size() as usize;
         let x = Tensor::from_shape(&[1, s, s, 3], input)?;
         let state = self.states.lock().ok().and_then(|mut v| v.pop());
@@ -263,7 +263,7 @@ impl BlazeFace {
         if let Ok(mut v) = self.states.lock() {
             v.push(state);
         }
-        let slice = |i: usize| -> anyhow::Result<Vec<f32>> {
+        let slice = |i: usize| -> crate::Result<Vec<f32>> {
             Ok(out[i].try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
         };
         let mut scores = slice(0)?;
@@ -279,7 +279,7 @@ impl BlazeFace {
         img: &RgbImage,
         threshold: f32,
         margin: f32,
-    ) -> anyhow::Result<Vec<Face>> {
+    ) -> crate::Result<Vec<Face>> {
         let (x, lb) = input_tensor(img, self.variant.input_size(), margin);
         let (scores, boxes) = self.run(&x)?;
         Ok(postprocess(
@@ -295,7 +295,7 @@ impl BlazeFace {
 impl Detector for BlazeFace {
     /// Faces in `img`, best first, in photo pixels. When none is found, looks again with the
     /// photo zoomed out ([`RETRY_MARGIN`]): the short-range model misses faces that fill the frame.
-    fn detect(&self, img: &RgbImage, threshold: f32) -> anyhow::Result<Vec<Face>> {
+    fn detect(&self, img: &RgbImage, threshold: f32) -> crate::Result<Vec<Face>> {
         let faces = self.detect_with_margin(img, threshold, 0.0)?;
         if !faces.is_empty() {
             return Ok(faces);

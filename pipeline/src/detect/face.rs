@@ -7,7 +7,7 @@ use image::RgbImage;
 pub trait Detector: Sync {
     /// Faces scoring above `threshold`, best first, in photo pixels. A detector may look twice
     /// (BlazeFace and the device both retry with a margin when the first look finds nothing).
-    fn detect(&self, img: &RgbImage, threshold: f32) -> anyhow::Result<Vec<Face>>;
+    fn detect(&self, img: &RgbImage, threshold: f32) -> crate::Result<Vec<Face>>;
 }
 
 /// A face in photo pixels.

@@ -43,9 +43,9 @@ pub struct Int8Detector {
 }
 
 impl Int8Detector {
-    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+    pub fn load(dir: &Path) -> crate::Result<Self> {
         let bytes = model_dir::read(&dir.join(model_dir::CORE_MODEL))?;
-        Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        Model::parse(&bytes).map_err(|e| crate::invalid!("{}: {e}", dir.display()))?;
         Ok(Self { bytes })
     }
 
@@ -61,7 +61,7 @@ impl Int8Detector {
         threshold: f32,
         retry: bool,
         arena: &mut Vec<u8>,
-    ) -> anyhow::Result<Vec<Detection>> {
+    ) -> crate::Result<Vec<Detection>> {
         let m = self.model();
         arena.resize(m.arena_len(), 0);
         let params = chain::DetectParams {
@@ -71,15 +71,12 @@ impl Int8Detector {
         };
         let mut faces: heapless::Vec<Detection, CANDIDATES> = heapless::Vec::new();
         if retry {
-            let view = RgbView::packed(img.as_raw(), img.width() as usize, img.height() as usize)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let view = RgbView::packed(img.as_raw(), img.width() as usize, img.height() as usize)?;
             let mut x = vec![0i8; (DET_SIDE * DET_SIDE * 3) as usize];
-            chain::detect_frame(&m, arena, &view, &mut x, params, &mut faces)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            chain::detect_frame(&m, arena, &view, &mut x, params, &mut faces)?;
         } else {
             let (x, lb) = detector_input(img);
-            chain::detect_faces(&m, arena, &x, &lb, params, &mut faces)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            chain::detect_faces(&m, arena, &x, &lb, params, &mut faces)?;
         }
         Ok(faces.into_iter().take(MAX_FACES).collect())
     }
@@ -91,7 +88,7 @@ pub fn float_detect_same_input(
     float: &BlazeFace,
     img: &RgbImage,
     threshold: f32,
-) -> anyhow::Result<Vec<Detection>> {
+) -> crate::Result<Vec<Detection>> {
     let (x, lb) = detector_input(img);
     let xf: Vec<f32> = x.iter().map(|&v| DET_INPUT_Q.dequantize(v)).collect();
     let (scores, boxes) = float.run(&xf)?;
@@ -102,8 +99,7 @@ pub fn float_detect_same_input(
         &boxes,
         threshold,
         &mut faces,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    )?;
     facegender_core::detect::weighted_nms(&mut faces, NMS_IOU);
     Ok(faces
         .iter()
@@ -114,7 +110,7 @@ pub fn float_detect_same_input(
 
 impl Detector for Int8Detector {
     /// The device's detection stage, second try included, as [`Face`]s.
-    fn detect(&self, img: &RgbImage, threshold: f32) -> anyhow::Result<Vec<Face>> {
+    fn detect(&self, img: &RgbImage, threshold: f32) -> crate::Result<Vec<Face>> {
         let mut arena = Vec::new();
         let faces = self.detections(img, threshold, true, &mut arena)?;
         Ok(faces.iter().map(Face::from_detection).collect())

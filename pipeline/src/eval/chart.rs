@@ -5,8 +5,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-pub fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("plotting: {e:?}")
+pub fn err<E: std::fmt::Debug>(e: E) -> crate::Error {
+    crate::invalid!("plotting: {e:?}")
 }
 
 /// Confusion matrix (counts, rows = true class) next to the ROC curve of the positive class.
@@ -17,7 +17,7 @@ pub fn confusion_and_roc(
     roc: &[(f64, f64)],
     auc: f64,
     title: &str,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let root = BitMapBackend::new(path, (900, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let root = root.titled(title, ("sans-serif", 20)).map_err(err)?;

@@ -33,10 +33,10 @@ pub fn compare(
     photos: &[PathBuf],
     float_threshold: f32,
     int8_threshold: f32,
-) -> anyhow::Result<DetectorComparison> {
+) -> crate::Result<DetectorComparison> {
     let per: Vec<(usize, usize, bool, bool)> = photos
         .par_iter()
-        .map_init(Vec::new, |arena, f| -> anyhow::Result<_> {
+        .map_init(Vec::new, |arena, f| -> crate::Result<_> {
             let img = decode_file(f, &Default::default())?;
             let fl = float_detect_same_input(float, &img, float_threshold)?;
             let q = int8.detections(&img, int8_threshold, false, arena)?;
@@ -46,7 +46,7 @@ pub fn compare(
                 .count();
             Ok((fl.len(), matched, !fl.is_empty(), !q.is_empty()))
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<crate::Result<_>>()?;
     let n = per.len() as f64;
     let float_detections: usize = per.iter().map(|p| p.0).sum();
     let matched_by_int8: usize = per.iter().map(|p| p.1).sum();

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::Context;
+use crate::error::Context;
 use facegender_core::nn::Model;
 use facegender_core::nn::onnx::{InputKind, TractModel};
 use rayon::prelude::*;
@@ -16,7 +16,7 @@ use crate::dataset::crops::Split;
 use crate::model_dir;
 
 /// Runs the float ONNX (`model.onnx`) through tract, one image at a time (batch 1).
-pub fn run_onnx(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs> {
+pub fn run_onnx(model_dir: &Path, split: &Split) -> crate::Result<Outputs> {
     let path = model_dir.join(model_dir::FLOAT_ONNX);
     let side = split.images.first().map_or(0, |i| i.width() as usize);
     let plan = tract_onnx::onnx()
@@ -56,9 +56,9 @@ fn int8_outputs(engine: Engine, int8: Vec<Vec<i8>>, model: &Model<'_>) -> Output
 }
 
 /// Runs the int8 ONNX (`model-int8.onnx`) through tract.
-pub fn run_int8_tract(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs> {
+pub fn run_int8_tract(model_dir: &Path, split: &Split) -> crate::Result<Outputs> {
     let bytes = model_dir::read(&model_dir.join(model_dir::CORE_MODEL))?;
-    let model = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = Model::parse(&bytes)?;
     let onnx = model_dir::read(&model_dir.join(model_dir::INT8_ONNX))?;
     let proto: tract_onnx::pb::ModelProto = prost::Message::decode(&onnx[..])?;
     let outputs = (0..model.output_count())
@@ -74,21 +74,19 @@ pub fn run_int8_tract(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs
 }
 
 /// Runs the int8 model file through facegender-core.
-pub fn run_int8_core(model_dir: &Path, split: &Split) -> anyhow::Result<Outputs> {
+pub fn run_int8_core(model_dir: &Path, split: &Split) -> crate::Result<Outputs> {
     let bytes = model_dir::read(&model_dir.join(model_dir::CORE_MODEL))?;
-    let model = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = Model::parse(&bytes)?;
     let int8 = split
         .images
         .par_iter()
         .map_init(
             || vec![0u8; model.arena_len()],
-            |arena, img| -> anyhow::Result<Vec<i8>> {
-                let out = model
-                    .run(arena, &core_input(img))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            |arena, img| -> crate::Result<Vec<i8>> {
+                let out = model.run(arena, &core_input(img))?;
                 Ok(out.get(0).context("model has no output")?.to_vec())
             },
         )
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<crate::Result<Vec<_>>>()?;
     Ok(int8_outputs(Engine::Int8Core, int8, &model))
 }

@@ -44,8 +44,8 @@ pub struct Outputs {
 /// does not change under mirroring but the network's errors may, so the average can be right
 /// more often, for twice the inference; `eval --mirror` measures whether it is. int8 engines
 /// keep both passes' raw logits, plain then mirrored, so that the int8 parity check covers both.
-pub fn mirror_average(plain: Outputs, mirrored: Outputs) -> anyhow::Result<Outputs> {
-    anyhow::ensure!(
+pub fn mirror_average(plain: Outputs, mirrored: Outputs) -> crate::Result<Outputs> {
+    crate::ensure!(
         plain.engine == mirrored.engine && plain.logits.len() == mirrored.logits.len(),
         "mirror_average needs one engine's outputs on the same images"
     );
