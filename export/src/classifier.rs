@@ -327,7 +327,7 @@ pub fn calibrate(layers: &[Folded], images: &[image::RgbImage], side: usize) -> 
 const CLIP_STEPS: usize = 3;
 
 /// [`calibrate`]'s ranges with each ReLU output's top lowered to the power-of-two scale (the
-/// min/max one, or up to [`CLIP_STEPS`] halvings) whose int8 rounding and clipping give the least
+/// min/max one, or up to `CLIP_STEPS` halvings) whose int8 rounding and clipping give the least
 /// squared error over the calibration images. Logits keep their min/max range.
 pub fn refine_ranges(
     layers: &[Folded],
@@ -389,7 +389,7 @@ fn clip_scale(hi: f32, k: usize) -> f32 {
     quantize::pow2_scale(hi.max(1e-6) / 255.0) / (1u32 << k) as f32
 }
 
-/// Squared error of ReLU outputs `values` quantised to `0..=255` steps of [`clip_scale`]`(hi, k)`,
+/// Squared error of ReLU outputs `values` quantised to `0..=255` steps of `clip_scale(hi, k)`,
 /// for `k = 0..=CLIP_STEPS`.
 pub fn clip_errors(values: &[f32], hi: f32) -> [f64; CLIP_STEPS + 1] {
     std::array::from_fn(|k| {

@@ -468,7 +468,7 @@ pub fn quantize(
     Ok(b)
 }
 
-/// Names of the tensors [`calibrate`] must measure for [`quantize`].
+/// Names of the tensors [`calibrate`] must measure for [`quantize()`].
 pub fn calibration_names(proto: &ModelProto) -> anyhow::Result<Vec<String>> {
     let g = Graph::new(proto.graph.as_ref().context("no graph")?);
     Ok(materialised(&g))

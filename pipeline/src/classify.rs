@@ -78,7 +78,7 @@ pub struct Classifier<'a> {
 }
 
 impl<'a> Classifier<'a> {
-    /// The classifier over bytes from [`read_classifier`] (checked there).
+    /// The classifier over bytes from [`crate::model_dir::read_classifier`] (checked there).
     pub fn new(bytes: &'a [u8], info: ExportInfo) -> crate::Result<Self> {
         let model = Model::parse(bytes).map_err(|e| crate::invalid!("classifier: {e}"))?;
         Ok(Self { model, info })

@@ -6,7 +6,7 @@
 //! [`align`], [`classify`] (the int8 classifier and its input conversion), [`predict`] (the
 //! whole chain on a photo, host or device). Around them: [`preprocess`] (photos in, crops out),
 //! [`dataset`] (listing, filter, split, labelled crops), [`eval`] (metrics and charts),
-//! [`reference`] (dlib's recorded outputs), [`model_dir`] (where model files live and what an
+//! [`reference`](mod@reference) (dlib's recorded outputs), [`model_dir`] (where model files live and what an
 //! exported model folder holds), [`augment`], [`sheet`], [`cpu`], [`progress`] and [`fsutil`].
 
 pub mod align;
