@@ -83,23 +83,9 @@ fn main() {
     )
     .unwrap();
     for c in &crops {
-        let len = fs::metadata(c).unwrap().len() as usize;
-        assert_eq!(
-            len,
-            input.len(),
-            "{} is not a {}x{}x{} crop",
-            c.display(),
-            input.h,
-            input.w,
-            input.c
-        );
         let name = c.file_stem().unwrap().to_string_lossy();
-        writeln!(
-            src,
-            "    ({name:?}, include_bytes!({:?})),",
-            c.display().to_string()
-        )
-        .unwrap();
+        let what = format!("{}x{}x{} crop", input.h, input.w, input.c);
+        table_entry(&mut src, c, &format!("{name:?}, "), input.len(), &what);
     }
     writeln!(src, "];").unwrap();
     chain(&mut src, &model_dir, &resolve, model.arena_len());
@@ -194,21 +180,19 @@ fn chain(src: &mut String, model_dir: &Path, resolve: &dyn Fn(String) -> PathBuf
             .and_then(|s| s.split_once('x'))
             .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
             .unwrap_or_else(|| panic!("{}: name must end in -WxH", p.display()));
-        let len = fs::metadata(p).unwrap().len() as usize;
-        assert_eq!(
-            len,
-            w * h * 3,
-            "{} is not a {w}x{h} RGB888 frame",
-            p.display()
-        );
-        writeln!(
-            src,
-            "    ({name:?}, {w}, {h}, include_bytes!({:?})),",
-            p.display().to_string()
-        )
-        .unwrap();
+        let fields = format!("{name:?}, {w}, {h}, ");
+        table_entry(src, p, &fields, w * h * 3, &format!("{w}x{h} RGB888 frame"));
     }
     writeln!(src, "];").unwrap();
+}
+
+/// Writes the table row `(fields include_bytes!(path)),` after checking that the file at `path`
+/// holds `len` bytes (`what` says what it should be).
+fn table_entry(src: &mut String, path: &Path, fields: &str, len: usize, what: &str) {
+    let got = fs::metadata(path).unwrap().len() as usize;
+    assert_eq!(got, len, "{} is not a {what}", path.display());
+    let path = path.display().to_string();
+    writeln!(src, "    ({fields}include_bytes!({path:?})),").unwrap();
 }
 
 /// The `*.rgb` files of `dir`, sorted (none when `dir` is missing).

@@ -114,38 +114,35 @@ pub struct RgbView<'a> {
 }
 
 impl<'a> RgbView<'a> {
-    pub fn new(
-        data: &'a [u8],
-        width: usize,
-        height: usize,
-        stride: usize,
-    ) -> Result<Self, ImageError> {
-        let row = width.checked_mul(3).ok_or(ImageError::Stride)?;
-        check(width, height, stride, row, data.len())?;
-        Ok(Self {
-            data,
-            width,
-            height,
-            stride,
-            format: PixelFormat::Rgb888,
-        })
+    /// An RGB888 image (three bytes per pixel).
+    pub fn new(data: &'a [u8], w: usize, h: usize, stride: usize) -> Result<Self, ImageError> {
+        Self::with_format(data, w, h, stride, PixelFormat::Rgb888)
     }
 
     /// An RGB565 frame (two bytes per pixel, little-endian).
-    pub fn rgb565(
+    pub fn rgb565(data: &'a [u8], w: usize, h: usize, stride: usize) -> Result<Self, ImageError> {
+        Self::with_format(data, w, h, stride, PixelFormat::Rgb565)
+    }
+
+    fn with_format(
         data: &'a [u8],
         width: usize,
         height: usize,
         stride: usize,
+        format: PixelFormat,
     ) -> Result<Self, ImageError> {
-        let row = width.checked_mul(2).ok_or(ImageError::Stride)?;
+        let bytes = match format {
+            PixelFormat::Rgb888 => 3,
+            PixelFormat::Rgb565 => 2,
+        };
+        let row = width.checked_mul(bytes).ok_or(ImageError::Stride)?;
         check(width, height, stride, row, data.len())?;
         Ok(Self {
             data,
             width,
             height,
             stride,
-            format: PixelFormat::Rgb565,
+            format,
         })
     }
 

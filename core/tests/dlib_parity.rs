@@ -104,11 +104,15 @@ fn predict(sp: &ShapePredictor, img: &image::RgbImage, rect: Rect) -> Vec<Point>
     out
 }
 
-/// (points equal, points total, largest distance in pixels)
-fn compare(sp: &ShapePredictor, faces: &[Face]) -> (usize, usize, f64) {
+/// Predicts the faces of reference file `name` (images under `image_key`), which must hold
+/// `count` faces: (points equal, points total, largest distance in pixels).
+fn compare(name: &str, image_key: &str, count: usize) -> (usize, usize, f64) {
+    let sp = ShapePredictor::parse(model_bytes()).unwrap();
+    let faces = faces(&reference(name), image_key);
+    assert_eq!(faces.len(), count);
     let (mut equal, mut total, mut worst) = (0, 0, 0f64);
-    for f in faces {
-        let got = predict(sp, &rgb(&f.image), f.rect);
+    for f in &faces {
+        let got = predict(&sp, &rgb(&f.image), f.rect);
         for (g, w) in got.iter().zip(&f.landmarks) {
             total += 1;
             equal += (g == w) as usize;
@@ -120,10 +124,7 @@ fn compare(sp: &ShapePredictor, faces: &[Face]) -> (usize, usize, f64) {
 
 #[test]
 fn landmarks_equal_dlib_on_the_pixels_dlib_decoded() {
-    let sp = ShapePredictor::parse(model_bytes()).unwrap();
-    let faces = faces(&reference("decoded-200.json"), "decoded_png");
-    assert_eq!(faces.len(), 200);
-    let (equal, total, worst) = compare(&sp, &faces);
+    let (equal, total, worst) = compare("decoded-200.json", "decoded_png", 200);
     // Same pixels in, so the same landmarks out, every one.
     assert_eq!(
         (equal, worst),
@@ -134,10 +135,7 @@ fn landmarks_equal_dlib_on_the_pixels_dlib_decoded() {
 
 #[test]
 fn landmarks_match_dlib_on_all_748_reference_faces() {
-    let sp = ShapePredictor::parse(model_bytes()).unwrap();
-    let faces = faces(&reference("fairface-train-2000.json"), "image");
-    assert_eq!(faces.len(), 748);
-    let (equal, total, worst) = compare(&sp, &faces);
+    let (equal, total, worst) = compare("fairface-train-2000.json", "image", 748);
     let share = equal as f64 / total as f64;
     eprintln!(
         "landmark parity: {equal}/{total} points equal ({:.4}%), worst {worst:.3} px",

@@ -1,9 +1,10 @@
 //! The int8 model file: round trips, the buffer plan, and hostile bytes.
 
+use facegender_core::nn::OpKind::Conv2d;
 use facegender_core::nn::format::{FormatError, HEADER_LEN, arena_len_of};
 use facegender_core::nn::kernels::Reference;
 use facegender_core::nn::random::{Rng, random_model};
-use facegender_core::nn::write::ModelBuilder;
+use facegender_core::nn::write::{ModelBuilder, Params};
 use facegender_core::nn::{Clamp, Model, QParams, RunError, Shape, Window};
 
 fn model_bytes(seed: u64) -> Vec<u8> {
@@ -67,16 +68,8 @@ fn a_chain_needs_only_its_largest_neighbouring_pair() {
         let in_c = b.shape(x).c as usize;
         let w = vec![1i8; out_c * k as usize * k as usize * in_c];
         let window = Window::same(k, k, s, s, b.shape(x).h, b.shape(x).w).unwrap();
-        b.conv2d(
-            x,
-            window,
-            q,
-            Clamp::NONE,
-            w,
-            vec![0; out_c],
-            vec![1e-3; out_c],
-        )
-        .unwrap()
+        let p = Params::new(w, vec![0; out_c], vec![1e-3; out_c]);
+        b.conv(Conv2d, x, window, q, Clamp::NONE, p).unwrap()
     };
     let stem = conv(&mut b, 0, 3, 2, 32); // 16x16x32 = 8192 bytes
     let c1 = conv(&mut b, stem, 1, 1, 32); // 8192

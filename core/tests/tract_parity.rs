@@ -1,9 +1,10 @@
 //! The core engine against tract on the same model written as ONNX: equal element for element.
 
 use facegender_core::nn::Model;
+use facegender_core::nn::OpKind::Conv2d;
 use facegender_core::nn::onnx::{InputKind, TractModel};
 use facegender_core::nn::random::{Rng, random_model};
-use facegender_core::nn::write::ModelBuilder;
+use facegender_core::nn::write::{ModelBuilder, Params};
 use facegender_core::nn::{Clamp, QParams, Shape, Window};
 
 /// A classifier stem (3x3 stride 2 over RGB, 24 per-channel scales, input scale 1/128) as the
@@ -27,9 +28,8 @@ fn core_equals_tract_on_a_stem_conv_with_power_of_two_output_scale() {
     let ws = (0..24)
         .map(|_| 0.001 + rng.range(0, 1000) as f32 * 1e-5)
         .collect();
-    let y = b
-        .conv2d(0, Window::valid(3, 3, 2, 2), yq, Clamp::NONE, w, bias, ws)
-        .unwrap();
+    let (win, p) = (Window::valid(3, 3, 2, 2), Params::new(w, bias, ws));
+    let y = b.conv(Conv2d, 0, win, yq, Clamp::NONE, p).unwrap();
     b.output(y);
     let bytes = b.to_bytes().unwrap();
     let m = Model::parse(&bytes).unwrap();
@@ -100,7 +100,8 @@ fn float_input_graph_quantises_like_the_core() {
 /// exact product when uniform) disagree, so a kernel using the wrong rule fails here.
 #[test]
 fn core_equals_tract_where_the_rounding_rules_differ() {
-    use facegender_core::nn::write::ModelBuilder;
+    use facegender_core::nn::OpKind::Conv2d;
+    use facegender_core::nn::write::{ModelBuilder, Params};
     use facegender_core::nn::{Clamp, QParams, Shape, Window};
     use facegender_core::quant::Requant;
 
@@ -132,17 +133,11 @@ fn core_equals_tract_where_the_rounding_rules_differ() {
         };
         // input 1 x 256 x 1, values -128..127, weight 1: channel 0 sees acc - 128 ..= acc + 127
         let mut b = ModelBuilder::new(Shape::new(1, 256, 1), xq);
-        let y = b
-            .conv2d(
-                0,
-                Window::valid(1, 1, 1, 1),
-                yq,
-                Clamp::NONE,
-                vec![1, 1],
-                vec![acc, acc],
-                ws,
-            )
-            .unwrap();
+        let (win, p) = (
+            Window::valid(1, 1, 1, 1),
+            Params::new(vec![1, 1], vec![acc, acc], ws),
+        );
+        let y = b.conv(Conv2d, 0, win, yq, Clamp::NONE, p).unwrap();
         b.output(y);
         let bytes = b.to_bytes().unwrap();
         let model = Model::parse(&bytes).unwrap();

@@ -21,7 +21,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use facegender_core::nn::onnx::{InputKind, to_onnx};
 use facegender_core::nn::write::ModelBuilder;
-use facegender_core::nn::{Clamp, Model, QParams, Shape, Window};
+use facegender_core::nn::{Clamp, Model, OpKind, QParams, Shape, Window};
 use prost::Message;
 
 use facegender_pipeline::align::AlignMethod;
@@ -428,19 +428,15 @@ pub fn quantize(
                 cout,
                 ..
             } => {
-                let (qw, ws) = quantize::weights(w, *cout, false);
-                let yq = relu_q(hi, Scale::PowerOfTwo);
-                let bias = quantize::bias(bias, xq.scale, &ws);
-                let win = same_padding(*k as u8, *stride as u8);
-                b.conv2d(x, win, yq, Clamp::relu(yq), qw, bias, ws)
+                let p = quantize::params(w, bias, *cout, false, xq.scale);
+                let (yq, win) = (relu_q(hi, Scale::PowerOfTwo), same_padding(*k, *stride));
+                b.conv(OpKind::Conv2d, x, win, yq, Clamp::relu(yq), p)
                     .map_err(e)?
             }
             Folded::Depthwise { w, b: bias, k, c } => {
-                let (qw, ws) = quantize::weights(w, *c, true);
-                let yq = relu_q(hi, Scale::PowerOfTwo);
-                let bias = quantize::bias(bias, xq.scale, &ws);
-                let win = same_padding(*k as u8, 1);
-                b.depthwise_conv2d(x, win, yq, Clamp::relu(yq), qw, bias, ws)
+                let p = quantize::params(w, bias, *c, true, xq.scale);
+                let (yq, win) = (relu_q(hi, Scale::PowerOfTwo), same_padding(*k, 1));
+                b.conv(OpKind::DepthwiseConv2d, x, win, yq, Clamp::relu(yq), p)
                     .map_err(e)?
             }
             Folded::MaxPool => b.max_pool(x, Window::valid(2, 2, 2, 2)).map_err(e)?,
@@ -450,17 +446,9 @@ pub fn quantize(
             Folded::Linear {
                 w, b: bias, cout, ..
             } => {
-                let (qw, ws) = quantize::weights(w, *cout, false);
+                let p = quantize::params(w, bias, *cout, false, xq.scale);
                 let yq = range_q(lo, hi, Scale::PowerOfTwo);
-                b.fully_connected(
-                    x,
-                    yq,
-                    Clamp::NONE,
-                    qw,
-                    quantize::bias(bias, xq.scale, &ws),
-                    ws,
-                )
-                .map_err(e)?
+                b.fully_connected(x, yq, Clamp::NONE, p).map_err(e)?
             }
         };
     }
@@ -493,7 +481,8 @@ impl Ranges {
 }
 
 /// A `k` x `k` window at `stride` padded by `k / 2` on every side, as burn's convolutions are.
-fn same_padding(k: u8, stride: u8) -> Window {
+fn same_padding(k: usize, stride: usize) -> Window {
+    let (k, stride) = (k as u8, stride as u8);
     Window {
         kh: k,
         kw: k,

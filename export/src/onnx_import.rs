@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, bail};
 use facegender_core::nn::write::ModelBuilder;
-use facegender_core::nn::{Clamp, QParams, Shape, Window};
+use facegender_core::nn::{Clamp, OpKind, QParams, Shape, Window};
 
 use crate::quantize::{self, Scale, range_q, relu_q};
 use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
@@ -449,14 +449,13 @@ pub fn quantize(
                 } else {
                     bail!("{}: group {group} is neither 1 nor depthwise", name());
                 }
-                let (qw, ws) = quantize::weights(&wt, oc, depthwise);
-                let bias = quantize::bias(&bias, xq.scale, &ws);
-                let y = if depthwise {
-                    b.depthwise_conv2d(x, win, q, clamp, qw, bias, ws)
+                let p = quantize::params(&wt, &bias, oc, depthwise, xq.scale);
+                let op = if depthwise {
+                    OpKind::DepthwiseConv2d
                 } else {
-                    b.conv2d(x, win, q, clamp, qw, bias, ws)
-                }
-                .map_err(e)?;
+                    OpKind::Conv2d
+                };
+                let y = b.conv(op, x, win, q, clamp, p).map_err(e)?;
                 t.insert(out, y);
             }
             other => bail!("{}: unsupported operator {other}", name()),

@@ -3,6 +3,7 @@
 //! parameters from a calibrated range.
 
 use facegender_core::nn::QParams;
+use facegender_core::nn::write::Params;
 
 /// How an activation's scale is chosen from its range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +85,17 @@ pub fn bias(b: &[f32], x_scale: f32, w_scales: &[f32]) -> Vec<i32> {
                 .clamp(-(1 << 30) as f64, (1 << 30) as f64) as i32
         })
         .collect()
+}
+
+/// A weighted layer's parameters: float weights `w` over `channels` output channels
+/// (`channel_last` as in [`weights`]) and biases `b`, for an input of scale `x_scale`.
+pub fn params(w: &[f32], b: &[f32], channels: usize, channel_last: bool, x_scale: f32) -> Params {
+    let (weights, w_scales) = weights(w, channels, channel_last);
+    Params {
+        bias: bias(b, x_scale, &w_scales),
+        weights,
+        w_scales,
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::exception;
+use facegender_core::nn::Outputs;
 // the global defmt logger: semihosting under QEMU, RTT on a board (probe-rs reads it)
 #[cfg(all(feature = "qemu", feature = "stm32h743"))]
 compile_error!("features `qemu` and `stm32h743` exclude each other: use --no-default-features");
@@ -162,6 +163,25 @@ pub fn top_class(logits: &[i8], q: facegender_core::nn::QParams) -> (&'static st
         model::CLASSES.get(best).copied().unwrap_or("?"),
         probs[best],
     )
+}
+
+/// The classifier's first output after a run: its int8 logits, top class and probability
+/// ([`top_class`]). Exits with failure if the model has no output.
+pub fn classified<'o>(out: &'o Outputs<'_, '_>) -> (&'o [i8], &'static str, f32) {
+    let (Some(logits), Some(q)) = (out.get(0), out.qparams(0)) else {
+        exit(false)
+    };
+    let (label, prob) = top_class(logits, q);
+    (logits, label, prob)
+}
+
+/// Logs the stack high-water mark (the binaries' last line).
+pub fn log_stack() {
+    defmt::info!(
+        "stack high-water mark: {=usize} bytes of {=usize}",
+        stack::high_water(),
+        stack::capacity()
+    );
 }
 
 /// Index of the largest value.

@@ -3,9 +3,9 @@
 //! pipeline cannot work with. Each keeps the message and the cause chain the CLI prints.
 
 use std::fmt::Display;
+use std::path::PathBuf;
 
 use crate::decode::DecodeError;
-use crate::model_dir::ModelFileError;
 
 /// What went wrong in the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,23 @@ pub enum Error {
         context: String,
         #[source]
         source: Box<Error>,
+    },
+}
+
+/// What to run to get a missing or damaged model file back.
+pub const SETUP_HINT: &str = "run scripts/setup (it fetches and checks every model file)";
+
+/// A model file that is missing or not the expected bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFileError {
+    #[error("model file {path} is missing: {SETUP_HINT}")]
+    Missing { path: PathBuf },
+    #[error("model file {path} is corrupt ({reason}): {SETUP_HINT}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("cannot read model file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
     },
 }
 

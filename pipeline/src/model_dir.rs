@@ -16,25 +16,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::align::AlignMethod;
-
-/// What to run to get a missing or damaged model file back.
-pub const SETUP_HINT: &str = "run scripts/setup (it fetches and checks every model file)";
+pub use crate::error::{ModelFileError, SETUP_HINT};
 
 pub const DLIB_DEFAULT: &str = "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";
-
-/// A model file that is missing or not the expected bytes.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelFileError {
-    #[error("model file {path} is missing: {SETUP_HINT}")]
-    Missing { path: PathBuf },
-    #[error("model file {path} is corrupt ({reason}): {SETUP_HINT}")]
-    Corrupt { path: PathBuf, reason: String },
-    #[error("cannot read model file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
 
 /// Reads a model file, naming it (and the fix) in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>, ModelFileError> {

@@ -1,7 +1,7 @@
 //! The landmark model file: flat, versioned, little-endian, checked once, read in place.
 //!
 //! ```text
-//! header (32 bytes)
+//! header (32 bytes: the shared [`crate::container`] header, then these fields)
 //!   0  magic "FGER"       4  version u16 = 1     6  header_len u16 = 32
 //!   8  payload_len u32   12  payload CRC-32 u32
 //!  16  landmarks u16     18  cascades u16       20  trees per cascade u16   22 depth u8, 0 u8
@@ -15,11 +15,13 @@
 //!     leaves        trees x 2^depth x 2 x landmarks f32
 //! ```
 
-use crate::nn::format::{u16_at, u32_at};
+use crate::container::{check_header, u16_at, u32_at};
+use crate::nn::format::FormatError;
+
+pub use crate::container::HEADER_LEN;
 
 pub const MAGIC: [u8; 4] = *b"FGER";
 pub const VERSION: u16 = 1;
-pub const HEADER_LEN: usize = 32;
 /// Limits keep the runtime's stack buffers fixed (dlib's 68- and 194-point models fit).
 pub const MAX_LANDMARKS: usize = 256;
 pub const MAX_FEATURES: usize = 1024;
@@ -30,18 +32,9 @@ pub const MAX_CASCADES: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ErtError {
-    TooShort,
-    BadMagic,
-    UnsupportedVersion(u16),
-    BadHeaderLength(u16),
-    LengthMismatch {
-        declared: u32,
-        actual: u32,
-    },
-    ChecksumMismatch {
-        declared: u32,
-        actual: u32,
-    },
+    /// The shared [`crate::container`] header is damaged: one of the header variants of
+    /// [`FormatError`] (`TooShort` to `ChecksumMismatch`), as the int8 model file reports them.
+    Header(FormatError),
     /// A count is zero or above its limit.
     BadCount(&'static str),
     /// The payload length does not follow from the counts.
@@ -51,10 +44,7 @@ pub enum ErtError {
     /// A value is NaN or infinite.
     NotFinite,
     /// The output slice does not hold one point per landmark.
-    OutputLength {
-        expected: usize,
-        given: usize,
-    },
+    OutputLength { expected: usize, given: usize },
     /// The face box is empty or inverted.
     BadRect,
 }
@@ -62,22 +52,13 @@ pub enum ErtError {
 impl core::fmt::Display for ErtError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::TooShort => write!(f, "file is shorter than the {HEADER_LEN}-byte header"),
-            Self::BadMagic => write!(f, "not a facegender landmark model (bad magic)"),
-            Self::UnsupportedVersion(v) => write!(f, "unsupported landmark format version {v}"),
-            Self::BadHeaderLength(v) => write!(f, "bad header length {v}"),
-            Self::LengthMismatch { declared, actual } => {
-                write!(
-                    f,
-                    "payload is {actual} bytes but the header says {declared} (truncated?)"
-                )
+            Self::Header(FormatError::BadMagic) => {
+                write!(f, "not a facegender landmark model (bad magic)")
             }
-            Self::ChecksumMismatch { declared, actual } => {
-                write!(
-                    f,
-                    "checksum mismatch: header {declared:#010x}, payload {actual:#010x}"
-                )
+            Self::Header(FormatError::UnsupportedVersion(v)) => {
+                write!(f, "unsupported landmark format version {v}")
             }
+            Self::Header(e) => e.fmt(f),
             Self::BadCount(what) => write!(f, "bad {what} count"),
             Self::BadLayout => write!(f, "payload length does not follow from the counts"),
             Self::BadIndex => write!(f, "landmark or feature index out of range"),
@@ -153,33 +134,7 @@ pub(crate) struct Cascade<'a> {
 impl<'a> ShapePredictor<'a> {
     /// Checks `bytes` completely (lengths, checksum, indices, finiteness).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ErtError> {
-        if bytes.len() < HEADER_LEN {
-            return Err(ErtError::TooShort);
-        }
-        if bytes[..4] != MAGIC {
-            return Err(ErtError::BadMagic);
-        }
-        let version = u16_at(bytes, 4);
-        if version != VERSION {
-            return Err(ErtError::UnsupportedVersion(version));
-        }
-        let header_len = u16_at(bytes, 6);
-        if header_len as usize != HEADER_LEN {
-            return Err(ErtError::BadHeaderLength(header_len));
-        }
-        let declared = u32_at(bytes, 8);
-        let actual = u32::try_from(bytes.len() - HEADER_LEN).unwrap_or(u32::MAX);
-        if declared != actual {
-            return Err(ErtError::LengthMismatch { declared, actual });
-        }
-        let payload = &bytes[HEADER_LEN..];
-        let crc = crc32fast::hash(payload);
-        if crc != u32_at(bytes, 12) {
-            return Err(ErtError::ChecksumMismatch {
-                declared: u32_at(bytes, 12),
-                actual: crc,
-            });
-        }
+        let payload = check_header!(bytes, MAGIC, VERSION, ErtError::Header);
         let dims = Dims {
             landmarks: u16_at(bytes, 16) as usize,
             cascades: u16_at(bytes, 18) as usize,

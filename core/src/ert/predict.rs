@@ -5,8 +5,8 @@
 //! `floor(x + 0.5)`, and leaf deltas added in f32, tree by tree.
 
 use super::format::{Dims, ErtError, MAX_FEATURES, MAX_LANDMARKS, ShapePredictor};
+use crate::container::u16_at;
 use crate::image::GrayView;
-use crate::nn::format::u16_at;
 
 /// A dlib rectangle: inclusive corners, in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,13 +49,7 @@ impl ShapePredictor<'_> {
         rect: Rect,
         out: &mut [[f64; 2]],
     ) -> Result<(), ErtError> {
-        let n = self.landmark_count();
-        if out.len() != n {
-            return Err(ErtError::OutputLength {
-                expected: n,
-                given: out.len(),
-            });
-        }
+        self.output_len(out.len())?;
         let mut shape = [0f32; 2 * MAX_LANDMARKS];
         self.run(img, rect, &mut shape)?;
         let (sx, sy) = (
@@ -78,13 +72,7 @@ impl ShapePredictor<'_> {
         rect: Rect,
         out: &mut [Point],
     ) -> Result<(), ErtError> {
-        let n = self.landmark_count();
-        if out.len() != n {
-            return Err(ErtError::OutputLength {
-                expected: n,
-                given: out.len(),
-            });
-        }
+        let n = self.output_len(out.len())?;
         let mut sub = [[0f64; 2]; MAX_LANDMARKS];
         self.predict_subpixel(img, rect, &mut sub[..n])?;
         for (p, s) in out.iter_mut().zip(&sub[..n]) {
@@ -94,6 +82,16 @@ impl ShapePredictor<'_> {
             };
         }
         Ok(())
+    }
+
+    /// The landmark count, if `given` (an output slice's length) holds one point per landmark.
+    fn output_len(&self, given: usize) -> Result<usize, ErtError> {
+        let expected = self.landmark_count();
+        if given == expected {
+            Ok(expected)
+        } else {
+            Err(ErtError::OutputLength { expected, given })
+        }
     }
 
     /// The cascade on the normalised shape (unit-box coordinates), written to `shape[..2n]`.

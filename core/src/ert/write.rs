@@ -2,7 +2,8 @@
 
 use std::vec::Vec;
 
-use super::format::{Dims, ErtError, HEADER_LEN, MAGIC, ShapePredictor, VERSION};
+use super::format::{Dims, ErtError, MAGIC, ShapePredictor, VERSION};
+use crate::container;
 
 /// One regression tree: `splits` in breadth-first order (`(idx1, idx2, threshold)`), then the
 /// leaf deltas (`2^depth` vectors of `2 * landmarks` values).
@@ -88,23 +89,16 @@ impl PredictorSpec {
                 }
             }
         }
-        let mut bytes = Vec::with_capacity(HEADER_LEN + p.len());
-        bytes.extend_from_slice(&MAGIC);
-        bytes.extend_from_slice(&VERSION.to_le_bytes());
-        bytes.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-        let len = u32::try_from(p.len()).map_err(|_| "model larger than 4 GiB")?;
-        bytes.extend_from_slice(&len.to_le_bytes());
-        bytes.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
         let count =
             |v: usize, what: &str| u16::try_from(v).map_err(|_| std::format!("too many {what}"));
-        bytes.extend_from_slice(&count(dims.landmarks, "landmarks")?.to_le_bytes());
-        bytes.extend_from_slice(&count(dims.cascades, "cascades")?.to_le_bytes());
-        bytes.extend_from_slice(&count(dims.trees, "trees")?.to_le_bytes());
-        bytes.push(dims.depth);
-        bytes.push(0);
-        bytes.extend_from_slice(&count(dims.features, "features")?.to_le_bytes());
-        bytes.extend_from_slice(&[0; 6]);
-        bytes.extend_from_slice(&p);
+        let mut fields = [0u8; 16];
+        fields[0..2].copy_from_slice(&count(dims.landmarks, "landmarks")?.to_le_bytes());
+        fields[2..4].copy_from_slice(&count(dims.cascades, "cascades")?.to_le_bytes());
+        fields[4..6].copy_from_slice(&count(dims.trees, "trees")?.to_le_bytes());
+        fields[6] = dims.depth;
+        fields[8..10].copy_from_slice(&count(dims.features, "features")?.to_le_bytes());
+        let bytes =
+            container::seal(MAGIC, VERSION, &fields, &p).map_err(|_| "model larger than 4 GiB")?;
         ShapePredictor::parse(&bytes)
             .map_err(|e: ErtError| std::format!("written model does not parse back: {e}"))?;
         Ok(bytes)

@@ -1,7 +1,7 @@
 //! The int8 model file: flat, versioned, little-endian, checked once, read in place.
 //!
 //! ```text
-//! header (32 bytes)
+//! header (32 bytes: the shared [`crate::container`] header, then these fields)
 //!   0  magic "FGI8"          4  version u16 = 1      6  header_len u16 = 32
 //!   8  payload_len u32      12  payload CRC-32 (IEEE) u32
 //!  16  tensor_count u16     18  layer_count u16     20  output_count u16    22  input tensor u16
@@ -17,21 +17,27 @@
 //! ```
 //!
 //! [`parse`] validates every count, offset, length, shape, quantisation parameter and the buffer
-//! plan (no live tensor overlaps the one being written); after that every accessor on
-//! [`Model`] is infallible and every kernel argument is consistent.
+//! plan (no live tensor overlaps the one being written) and returns a [`ModelFile`]; after that
+//! every accessor on [`super::Model`], which is built on it, is infallible and every kernel
+//! argument is consistent. Shape rules come from [`super::shape`]; this module only reads.
 
-use super::kernels::CHANNEL_RECORD;
-use super::model::{self, Model, TensorInfo};
-use super::{Clamp, OpKind, Rounding, Shape, Window};
+use super::kernels::{CHANNEL_RECORD, ChannelParams};
+use super::shape::{self, TensorInfo};
+use super::{Clamp, OpKind, QParams, Rounding, Shape, Window};
+use crate::container::{self, check_header, u8_at, u16_at, u32_at};
 use crate::quant::Requant;
 
+pub use crate::container::HEADER_LEN;
+
+/// The int8 model file's magic and format version (in the [`crate::container`] header).
 pub const MAGIC: [u8; 4] = *b"FGI8";
 pub const VERSION: u16 = 1;
-pub const HEADER_LEN: usize = 32;
+/// Bytes of one tensor record and of one layer record.
 pub const TENSOR_RECORD: usize = 16;
 pub const LAYER_RECORD: usize = 32;
 /// Marks an unused input slot in a layer record.
 pub const NO_TENSOR: u16 = 0xffff;
+/// Most tensors, layers and outputs a file may declare.
 pub const MAX_TENSORS: usize = 4096;
 pub const MAX_LAYERS: usize = 4096;
 pub const MAX_OUTPUTS: usize = 16;
@@ -118,26 +124,6 @@ impl core::fmt::Display for FormatError {
 #[cfg(feature = "std")]
 impl std::error::Error for FormatError {}
 
-// ---- little-endian field readers (bounds-checked; validated callers never hit the default) ----
-
-pub(crate) fn u16_at(b: &[u8], at: usize) -> u16 {
-    match b.get(at..at + 2) {
-        Some(&[x, y]) => u16::from_le_bytes([x, y]),
-        _ => 0,
-    }
-}
-
-pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
-    match b.get(at..at + 4) {
-        Some(&[x, y, z, w]) => u32::from_le_bytes([x, y, z, w]),
-        _ => 0,
-    }
-}
-
-fn u8_at(b: &[u8], at: usize) -> u8 {
-    b.get(at).copied().unwrap_or(0)
-}
-
 /// The fixed header fields.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Header {
@@ -172,81 +158,93 @@ pub(crate) struct LayerRecord {
     pub data_len: u32,
 }
 
-pub(crate) fn read_tensor(b: &[u8], s: &Sections, i: u16) -> TensorInfo {
-    let at = s.tensors + i as usize * TENSOR_RECORD;
-    TensorInfo {
-        shape: Shape::new(u16_at(b, at), u16_at(b, at + 2), u16_at(b, at + 4)),
-        q: super::QParams {
-            zero_point: u8_at(b, at + 6) as i8,
-            scale: f32::from_bits(u32_at(b, at + 8)),
-        },
-        offset: u32_at(b, at + 12),
-        reserved: u8_at(b, at + 7),
+/// A model file that [`parse`] has checked completely: the records, read in place. The model
+/// description ([`super::Model`]) is built on it.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelFile<'a> {
+    bytes: &'a [u8],
+    header: Header,
+    sections: Sections,
+}
+
+impl<'a> ModelFile<'a> {
+    /// The file bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Tensor record `i`. Panics if `i >= tensor_count`.
+    pub(crate) fn tensor(&self, i: u16) -> TensorInfo {
+        assert!(i < self.header.tensor_count, "tensor index out of range");
+        let (b, at) = (
+            self.bytes,
+            self.sections.tensors + i as usize * TENSOR_RECORD,
+        );
+        TensorInfo {
+            shape: Shape::new(u16_at(b, at), u16_at(b, at + 2), u16_at(b, at + 4)),
+            q: QParams {
+                zero_point: u8_at(b, at + 6) as i8,
+                scale: f32::from_bits(u32_at(b, at + 8)),
+            },
+            offset: u32_at(b, at + 12),
+            reserved: u8_at(b, at + 7),
+        }
+    }
+
+    pub(crate) fn layer_record(&self, i: u16) -> LayerRecord {
+        let (b, at) = (self.bytes, self.sections.layers + i as usize * LAYER_RECORD);
+        let byte = |k: usize| u8_at(b, at + k);
+        LayerRecord {
+            op: byte(0),
+            rounding: byte(1),
+            inputs: [u16_at(b, at + 2), u16_at(b, at + 4)],
+            output: u16_at(b, at + 6),
+            window: Window {
+                kh: byte(8),
+                kw: byte(9),
+                sh: byte(10),
+                sw: byte(11),
+                pad_top: byte(12),
+                pad_left: byte(13),
+                pad_bottom: byte(14),
+                pad_right: byte(15),
+            },
+            clamp: Clamp {
+                min: byte(16) as i8,
+                max: byte(17) as i8,
+            },
+            reserved: u16_at(b, at + 18) as u32 | u32_at(b, at + 28),
+            data_offset: u32_at(b, at + 20),
+            data_len: u32_at(b, at + 24),
+        }
+    }
+
+    /// Tensor id of output `k`. Panics if `k >= output_count`.
+    pub(crate) fn output_id(&self, k: u16) -> u16 {
+        assert!(k < self.header.output_count, "output index out of range");
+        u16_at(self.bytes, self.sections.outputs + 2 * k as usize)
+    }
+
+    /// `len` bytes of the data section from `offset` (empty if out of bounds).
+    pub(crate) fn data(&self, offset: u32, len: u32) -> &'a [u8] {
+        let start = self.sections.data + offset as usize;
+        self.bytes.get(start..start + len as usize).unwrap_or(&[])
     }
 }
 
-pub(crate) fn read_layer(b: &[u8], s: &Sections, i: u16) -> LayerRecord {
-    let at = s.layers + i as usize * LAYER_RECORD;
-    let byte = |k: usize| u8_at(b, at + k);
-    LayerRecord {
-        op: byte(0),
-        rounding: byte(1),
-        inputs: [u16_at(b, at + 2), u16_at(b, at + 4)],
-        output: u16_at(b, at + 6),
-        window: Window {
-            kh: byte(8),
-            kw: byte(9),
-            sh: byte(10),
-            sw: byte(11),
-            pad_top: byte(12),
-            pad_left: byte(13),
-            pad_bottom: byte(14),
-            pad_right: byte(15),
-        },
-        clamp: Clamp {
-            min: byte(16) as i8,
-            max: byte(17) as i8,
-        },
-        reserved: u16_at(b, at + 18) as u32 | u32_at(b, at + 28),
-        data_offset: u32_at(b, at + 20),
-        data_len: u32_at(b, at + 24),
-    }
+/// Checks `bytes` completely and returns the checked view over them.
+pub fn parse(bytes: &[u8]) -> Result<ModelFile<'_>, FormatError> {
+    parse_as(bytes)
 }
 
-pub(crate) fn output_id(b: &[u8], s: &Sections, k: u16) -> u16 {
-    u16_at(b, s.outputs + 2 * k as usize)
-}
-
-/// Checks `bytes` completely and returns the model view over them.
-pub fn parse(bytes: &[u8]) -> Result<Model<'_>, FormatError> {
-    if bytes.len() < HEADER_LEN {
-        return Err(FormatError::TooShort);
-    }
-    if bytes[..4] != MAGIC {
-        return Err(FormatError::BadMagic);
-    }
-    let version = u16_at(bytes, 4);
-    if version != VERSION {
-        return Err(FormatError::UnsupportedVersion(version));
-    }
-    let header_len = u16_at(bytes, 6);
-    if header_len as usize != HEADER_LEN {
-        return Err(FormatError::BadHeaderLength(header_len));
-    }
-    let declared = u32_at(bytes, 8);
-    let actual = u32::try_from(bytes.len() - HEADER_LEN).unwrap_or(u32::MAX);
-    if declared != actual {
-        return Err(FormatError::LengthMismatch { declared, actual });
-    }
-    let payload = &bytes[HEADER_LEN..];
-    let crc = crc32fast::hash(payload);
-    let declared_crc = u32_at(bytes, 12);
-    if crc != declared_crc {
-        return Err(FormatError::ChecksumMismatch {
-            declared: declared_crc,
-            actual: crc,
-        });
-    }
+/// [`parse`], handing the checked view to what is built on it (`V::from`), so that
+/// [`super::Model::parse`] returns this result as it is, with no second wrapping.
+pub(crate) fn parse_as<'a, V: From<ModelFile<'a>>>(bytes: &'a [u8]) -> Result<V, FormatError> {
+    check_header!(bytes, MAGIC, VERSION, core::convert::identity);
     let header = Header {
         tensor_count: u16_at(bytes, 16),
         layer_count: u16_at(bytes, 18),
@@ -279,27 +277,26 @@ pub fn parse(bytes: &[u8]) -> Result<Model<'_>, FormatError> {
         layers,
         data,
     };
-    let model = Model::from_parts(bytes, header, sections);
-    validate(&model)?;
-    Ok(model)
+    let file = ModelFile {
+        bytes,
+        header,
+        sections,
+    };
+    validate(&file)?;
+    Ok(V::from(file))
 }
 
 /// Reads the planned arena size from a header at compile time, without validating the file
-/// (firmware: `static mut ARENA: [u8; arena_len_of(MODEL)]`; [`Model::run`] still checks).
+/// (firmware: `static mut ARENA: [u8; arena_len_of(MODEL)]`; [`super::Model::run`] still checks).
 /// Returns 0 when `bytes` is not a model header.
 pub const fn arena_len_of(bytes: &[u8]) -> usize {
-    if bytes.len() < HEADER_LEN
-        || bytes[0] != MAGIC[0]
-        || bytes[1] != MAGIC[1]
-        || bytes[2] != MAGIC[2]
-        || bytes[3] != MAGIC[3]
-    {
+    if bytes.len() < HEADER_LEN || !container::has_magic(bytes, MAGIC) {
         return 0;
     }
     u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]) as usize
 }
 
-fn validate(m: &Model<'_>) -> Result<(), FormatError> {
+fn validate(m: &ModelFile<'_>) -> Result<(), FormatError> {
     let h = m.header();
     for t in 0..h.tensor_count {
         validate_tensor(m, t)?;
@@ -319,7 +316,7 @@ fn validate(m: &Model<'_>) -> Result<(), FormatError> {
     validate_plan(m)
 }
 
-fn validate_tensor(m: &Model<'_>, index: u16) -> Result<(), FormatError> {
+fn validate_tensor(m: &ModelFile<'_>, index: u16) -> Result<(), FormatError> {
     let t = m.tensor(index);
     let bad = |reason| Err(FormatError::BadTensor { index, reason });
     if t.shape.h == 0 || t.shape.w == 0 || t.shape.c == 0 {
@@ -340,11 +337,11 @@ fn validate_tensor(m: &Model<'_>, index: u16) -> Result<(), FormatError> {
 }
 
 /// Index of the layer that writes tensor `t`, if any.
-fn producer(m: &Model<'_>, t: u16) -> Option<u16> {
+fn producer(m: &ModelFile<'_>, t: u16) -> Option<u16> {
     (0..m.header().layer_count).find(|&i| m.layer_record(i).output == t)
 }
 
-fn validate_layer(m: &Model<'_>, index: u16) -> Result<(), FormatError> {
+fn validate_layer(m: &ModelFile<'_>, index: u16) -> Result<(), FormatError> {
     let r = m.layer_record(index);
     let bad = |reason| Err(FormatError::BadLayer { index, reason });
     let Some(op) = OpKind::from_u8(r.op) else {
@@ -382,7 +379,7 @@ fn validate_layer(m: &Model<'_>, index: u16) -> Result<(), FormatError> {
     };
     let inp = m.tensor(r.inputs[0]);
     let out = m.tensor(r.output);
-    let expected = model::output_shape(op, inp.shape, &r.window, out.shape.c);
+    let expected = shape::output_shape(op, inp.shape, &r.window, out.shape.c);
     match expected {
         Ok(shape) if shape == out.shape => {}
         Ok(_) => return bad("output shape does not follow from the input"),
@@ -395,7 +392,7 @@ fn validate_layer(m: &Model<'_>, index: u16) -> Result<(), FormatError> {
         return bad("max pool and channel padding must keep the quantisation");
     }
     // Data: in bounds, the exact length the operator needs, channel records valid.
-    let (weights, channels) = model::data_layout(op, inp.shape, out.shape, &r.window);
+    let (weights, channels) = shape::data_layout(op, inp.shape, out.shape, &r.window);
     let want = weights.next_multiple_of(4) + channels * CHANNEL_RECORD;
     if r.data_len as usize != want {
         return bad("data length does not match the operator");
@@ -415,7 +412,7 @@ fn validate_layer(m: &Model<'_>, index: u16) -> Result<(), FormatError> {
     {
         return bad("weight padding is not zero");
     }
-    let params = super::kernels::ChannelParams::new(&data[weights.next_multiple_of(4)..]);
+    let params = ChannelParams::new(&data[weights.next_multiple_of(4)..]);
     let mut first: Option<Requant> = None;
     let mut uniform = true;
     for c in 0..channels {
@@ -459,7 +456,7 @@ fn validate_layer(m: &Model<'_>, index: u16) -> Result<(), FormatError> {
 
 /// No layer may write over a tensor that is read at or after that layer, or over a model output
 /// already written.
-fn validate_plan(m: &Model<'_>) -> Result<(), FormatError> {
+fn validate_plan(m: &ModelFile<'_>) -> Result<(), FormatError> {
     let h = m.header();
     for i in 0..h.layer_count {
         let out = m.layer_record(i).output;

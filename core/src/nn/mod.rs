@@ -1,7 +1,10 @@
 //! int8 CNN inference: a checked, zero-copy model file and kernels over caller buffers.
 //!
-//! - [`format`]: bytes in, a validated [`Model`] out (every length, offset and shape checked once).
-//! - [`model`]: the model description ([`Model`], [`Layer`]) and [`Model::run`], which walks the
+//! - [`format`]: bytes in, a checked [`format::ModelFile`] out (every length, offset and shape
+//!   checked once). The 32-byte header it shares with the landmark file is [`crate::container`].
+//! - [`shape`]: the shape rules (output shapes, parameter sizes) format and writer share.
+//! - [`model`]: the model description ([`Model`], [`Layer`]) built on the checked file, and
+//!   [`Model::run`], which walks the
 //!   layers over a caller-provided arena following the buffer plan stored in the file.
 //! - [`kernels`]: pure functions over slices, a plain [`kernels::Reference`] and the faster
 //!   [`kernels::Fast`] and [`kernels::DualMac`] that are tested against it.
@@ -19,6 +22,7 @@ pub mod model;
 pub mod onnx;
 #[cfg(feature = "std")]
 pub mod random;
+pub mod shape;
 pub mod splitmix;
 #[cfg(feature = "std")]
 pub mod write;
@@ -94,6 +98,24 @@ impl Window {
             pad_left: 0,
             pad_bottom: 0,
             pad_right: 0,
+        }
+    }
+
+    /// Half-kernel padding (`k / 2`: what keeps an odd kernel centred) on the sides marked in
+    /// `sides` (top, left, bottom, right), none on the others.
+    pub const fn half_padded(kh: u8, kw: u8, sh: u8, sw: u8, sides: [bool; 4]) -> Self {
+        const fn pad(on: bool, k: u8) -> u8 {
+            if on { k / 2 } else { 0 }
+        }
+        Self {
+            kh,
+            kw,
+            sh,
+            sw,
+            pad_top: pad(sides[0], kh),
+            pad_left: pad(sides[1], kw),
+            pad_bottom: pad(sides[2], kh),
+            pad_right: pad(sides[3], kw),
         }
     }
 

@@ -1,28 +1,14 @@
-//! The model description: tensors, layers, shape rules, and inference over a caller's arena.
+//! The model description: tensors and layers over a checked [`ModelFile`], and inference over a
+//! caller's arena. Shape rules are in [`super::shape`] (re-exported here).
 
 use core::ops::Range;
 
-use super::format::{self, FormatError, Header, LayerRecord, Sections};
+use super::format::{self, FormatError, Header, ModelFile};
 use super::kernels::{
     AddArgs, AvgPoolArgs, ChannelParams, ConvArgs, Inference, Kernels, PadArgs, PoolArgs,
 };
-use super::{Clamp, OpKind, QParams, Rounding, Shape, Window};
-
-/// A tensor's shape, quantisation and place in the arena.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TensorInfo {
-    pub shape: Shape,
-    pub q: QParams,
-    /// Byte offset of the tensor in the arena (the buffer plan).
-    pub offset: u32,
-    pub(crate) reserved: u8,
-}
-
-impl TensorInfo {
-    pub fn region(&self) -> Range<usize> {
-        self.offset as usize..self.offset as usize + self.shape.len()
-    }
-}
+pub use super::shape::{TensorInfo, data_layout, output_shape};
+use super::{Clamp, OpKind, QParams, Rounding, Window};
 
 /// A convolution-like layer: conv, depthwise conv or fully connected.
 #[derive(Clone, Copy, Debug)]
@@ -96,66 +82,6 @@ impl Layer<'_> {
     }
 }
 
-/// Output shape of `op` on `input`; `out_c` is the declared output channel count (only conv and
-/// fully connected choose it). `Err` names what is wrong.
-pub fn output_shape(
-    op: OpKind,
-    input: Shape,
-    w: &Window,
-    out_c: u16,
-) -> Result<Shape, &'static str> {
-    let windowed = |w: &Window| -> Result<(u16, u16), &'static str> {
-        if w.kh == 0 || w.kw == 0 || w.sh == 0 || w.sw == 0 {
-            return Err("zero kernel or stride");
-        }
-        if w.pad_top >= w.kh || w.pad_bottom >= w.kh || w.pad_left >= w.kw || w.pad_right >= w.kw {
-            return Err("padding must be smaller than the kernel");
-        }
-        w.output_hw(input.h, input.w)
-            .ok_or("window larger than the padded input")
-    };
-    match op {
-        OpKind::Conv2d => windowed(w).map(|(h, ww)| Shape::new(h, ww, out_c)),
-        OpKind::DepthwiseConv2d | OpKind::MaxPool => {
-            windowed(w).map(|(h, ww)| Shape::new(h, ww, input.c))
-        }
-        OpKind::AvgPool => {
-            if !w.is_unpadded() {
-                return Err("average pool must be unpadded");
-            }
-            windowed(w).map(|(h, ww)| Shape::new(h, ww, input.c))
-        }
-        OpKind::FullyConnected | OpKind::Add | OpKind::PadChannels => {
-            if *w != Window::default() {
-                return Err("window fields must be zero");
-            }
-            Ok(match op {
-                OpKind::Add => input,
-                OpKind::PadChannels if out_c < input.c => {
-                    return Err("padding cannot remove channels");
-                }
-                OpKind::PadChannels => Shape::new(input.h, input.w, out_c),
-                _ => Shape::new(1, 1, out_c),
-            })
-        }
-    }
-}
-
-/// Bytes of int8 weights and number of channel records `op` stores.
-pub fn data_layout(op: OpKind, input: Shape, output: Shape, w: &Window) -> (usize, usize) {
-    let taps = w.kh as usize * w.kw as usize;
-    match op {
-        OpKind::Conv2d => (
-            output.c as usize * taps * input.c as usize,
-            output.c as usize,
-        ),
-        OpKind::DepthwiseConv2d => (taps * input.c as usize, input.c as usize),
-        OpKind::FullyConnected => (output.c as usize * input.len(), output.c as usize),
-        OpKind::AvgPool => (0, 1),
-        OpKind::MaxPool | OpKind::Add | OpKind::PadChannels => (0, 0),
-    }
-}
-
 /// Why inference could not run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -188,78 +114,63 @@ impl std::error::Error for RunError {}
 /// A validated int8 model, borrowing the file bytes (works with `include_bytes!`).
 #[derive(Clone, Copy, Debug)]
 pub struct Model<'a> {
-    bytes: &'a [u8],
-    header: Header,
-    sections: Sections,
+    file: ModelFile<'a>,
+}
+
+impl<'a> From<ModelFile<'a>> for Model<'a> {
+    fn from(file: ModelFile<'a>) -> Self {
+        Self { file }
+    }
 }
 
 impl<'a> Model<'a> {
     /// Validates `bytes` (see [`format`]) and returns the model view.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
-        format::parse(bytes)
+        format::parse_as(bytes)
     }
 
-    pub(crate) fn from_parts(bytes: &'a [u8], header: Header, sections: Sections) -> Self {
-        Self {
-            bytes,
-            header,
-            sections,
-        }
-    }
-
-    pub(crate) fn header(&self) -> &Header {
-        &self.header
-    }
-
-    pub(crate) fn layer_record(&self, i: u16) -> LayerRecord {
-        format::read_layer(self.bytes, &self.sections, i)
-    }
-
-    pub(crate) fn data(&self, offset: u32, len: u32) -> &'a [u8] {
-        let start = self.sections.data + offset as usize;
-        self.bytes.get(start..start + len as usize).unwrap_or(&[])
+    fn header(&self) -> &Header {
+        self.file.header()
     }
 
     /// The file bytes this model reads from.
     pub fn bytes(&self) -> &'a [u8] {
-        self.bytes
+        self.file.bytes()
     }
 
     /// Scratch bytes [`Model::run`] needs: all activations under the stored buffer plan.
     pub fn arena_len(&self) -> usize {
-        self.header.arena_len as usize
+        self.header().arena_len as usize
     }
 
     pub fn tensor_count(&self) -> u16 {
-        self.header.tensor_count
+        self.header().tensor_count
     }
 
     pub fn layer_count(&self) -> u16 {
-        self.header.layer_count
+        self.header().layer_count
     }
 
     pub fn output_count(&self) -> u16 {
-        self.header.output_count
+        self.header().output_count
     }
 
     /// Tensor `i`. Panics if `i >= tensor_count()`.
     pub fn tensor(&self, i: u16) -> TensorInfo {
-        assert!(i < self.header.tensor_count, "tensor index out of range");
-        format::read_tensor(self.bytes, &self.sections, i)
+        self.file.tensor(i)
     }
 
     pub fn input_id(&self) -> u16 {
-        self.header.input
+        self.header().input
     }
 
     pub fn input(&self) -> TensorInfo {
-        self.tensor(self.header.input)
+        self.tensor(self.header().input)
     }
 
     /// Tensor id of output `k`. Panics if `k >= output_count()`.
     pub fn output_id(&self, k: u16) -> u16 {
-        assert!(k < self.header.output_count, "output index out of range");
-        format::output_id(self.bytes, &self.sections, k)
+        self.file.output_id(k)
     }
 
     pub fn output(&self, k: u16) -> TensorInfo {
@@ -268,15 +179,15 @@ impl<'a> Model<'a> {
 
     /// Layer `i`, its parameters borrowed from the file. Panics if `i >= layer_count()`.
     pub fn layer(&self, i: u16) -> Layer<'a> {
-        assert!(i < self.header.layer_count, "layer index out of range");
-        let r = self.layer_record(i);
+        assert!(i < self.header().layer_count, "layer index out of range");
+        let r = self.file.layer_record(i);
         let op = OpKind::from_u8(r.op).unwrap_or(OpKind::Add);
         let rounding = if r.rounding == 1 {
             Rounding::Exact
         } else {
             Rounding::F32Product
         };
-        let data = self.data(r.data_offset, r.data_len);
+        let data = self.file.data(r.data_offset, r.data_len);
         let (input, output) = (self.tensor(r.inputs[0]), self.tensor(r.output));
         let (wlen, _) = data_layout(op, input.shape, output.shape, &r.window);
         let split = wlen.next_multiple_of(4).min(data.len());

@@ -45,42 +45,35 @@ fn t_name(t: u16) -> String {
     format!("t{t}")
 }
 
-fn tensor_f32(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: DataType::Float as i32,
-        float_data: data.to_vec(),
-        ..Default::default()
-    }
+/// The element types initializers hold: their ONNX data type and little-endian bytes.
+trait Element: Copy {
+    const DATA_TYPE: DataType;
+    fn extend_le(self, raw: &mut Vec<u8>);
 }
 
-fn tensor_i8(name: &str, dims: &[i64], data: &[i8]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: DataType::Int8 as i32,
-        raw_data: data.iter().map(|&v| v as u8).collect(),
-        ..Default::default()
-    }
+macro_rules! element {
+    ($($t:ty => $data_type:ident),*) => {$(
+        impl Element for $t {
+            const DATA_TYPE: DataType = DataType::$data_type;
+            fn extend_le(self, raw: &mut Vec<u8>) {
+                raw.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
 }
+element!(i8 => Int8, i32 => Int32, i64 => Int64, f32 => Float);
 
-fn tensor_i64(name: &str, dims: &[i64], data: &[i64]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: DataType::Int64 as i32,
-        int64_data: data.to_vec(),
-        ..Default::default()
+/// An initializer of `dims` holding `data` (as little-endian bytes).
+fn tensor<T: Element>(name: &str, dims: &[i64], data: &[T]) -> TensorProto {
+    let mut raw_data = Vec::with_capacity(core::mem::size_of_val(data));
+    for v in data {
+        v.extend_le(&mut raw_data);
     }
-}
-
-fn tensor_i32(name: &str, dims: &[i64], data: &[i32]) -> TensorProto {
     TensorProto {
         name: name.into(),
         dims: dims.to_vec(),
-        data_type: DataType::Int32 as i32,
-        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        data_type: T::DATA_TYPE as i32,
+        raw_data,
         ..Default::default()
     }
 }
@@ -106,21 +99,26 @@ fn value_info(name: &str, elem: DataType, dims: &[i64]) -> ValueInfoProto {
     }
 }
 
-fn ints(name: &str, v: &[i64]) -> AttributeProto {
+fn attribute(name: &str, kind: AttributeType) -> AttributeProto {
     AttributeProto {
         name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: v.to_vec(),
+        r#type: kind as i32,
         ..Default::default()
+    }
+}
+
+fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    let ints = v.to_vec();
+    AttributeProto {
+        ints,
+        ..attribute(name, AttributeType::Ints)
     }
 }
 
 fn int(name: &str, i: i64) -> AttributeProto {
     AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int as i32,
         i,
-        ..Default::default()
+        ..attribute(name, AttributeType::Int)
     }
 }
 
@@ -150,8 +148,8 @@ impl Graph {
         let (s, z) = (format!("s{t}"), format!("z{t}"));
         if !self.inits.iter().any(|i| i.name == s) {
             let q = m.tensor(t).q;
-            self.inits.push(tensor_f32(&s, &[], &[q.scale]));
-            self.inits.push(tensor_i8(&z, &[], &[q.zero_point]));
+            self.inits.push(tensor(&s, &[], &[q.scale]));
+            self.inits.push(tensor(&z, &[], &[q.zero_point]));
         }
         (s, z)
     }
@@ -163,26 +161,16 @@ impl Graph {
         }
         let pre = format!("pre{i}");
         let (lo, hi) = (format!("clip_min{i}"), format!("clip_max{i}"));
-        self.inits.push(tensor_i8(&lo, &[], &[clamp.min]));
-        self.inits.push(tensor_i8(&hi, &[], &[clamp.max]));
+        self.inits.push(tensor(&lo, &[], &[clamp.min]));
+        self.inits.push(tensor(&hi, &[], &[clamp.max]));
         self.nodes
             .push(node("Clip", &[&pre, &lo, &hi], &t_name(out), vec![]));
         pre
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn qlinear_conv(
-        &mut self,
-        m: &Model<'_>,
-        i: u16,
-        input: u16,
-        output: &str,
-        out: u16,
-        weights: (&[i64], Vec<i8>),
-        w_scales: Vec<f32>,
-        bias: Option<Vec<i32>>,
-        attrs: Vec<AttributeProto>,
-    ) {
+    /// Layer `i` as a `QLinearConv` from tensor `input` to `out` (through a `Clip` when clamped).
+    fn qlinear_conv(&mut self, m: &Model<'_>, i: u16, input: u16, out: u16, conv: ConvNode) {
+        let output = self.clamped_output(i, out, conv.clamp);
         let (xs, xz) = self.qparams(m, input);
         let (ys, yz) = self.qparams(m, out);
         let (w, ws, wz, b) = (
@@ -191,36 +179,73 @@ impl Graph {
             format!("wz{i}"),
             format!("b{i}"),
         );
-        let oc = weights.0[0];
-        self.inits.push(tensor_i8(&w, weights.0, &weights.1));
-        self.inits.push(tensor_f32(&ws, &[oc], &w_scales));
-        self.inits
-            .push(tensor_i8(&wz, &[oc], &vec![0; oc as usize]));
+        let oc = conv.dims[0];
+        self.inits.push(tensor(&w, &conv.dims, &conv.weights));
+        self.inits.push(tensor(&ws, &[oc], &conv.w_scales));
+        self.inits.push(tensor(&wz, &[oc], &vec![0i8; oc as usize]));
         let x = t_name(input);
         let mut inputs = vec![x.as_str(), &xs, &xz, &w, &ws, &wz, &ys, &yz];
-        if let Some(bias) = bias {
-            self.inits.push(tensor_i32(&b, &[oc], &bias));
+        if let Some(bias) = conv.bias {
+            self.inits.push(tensor(&b, &[oc], &bias));
             inputs.push(&b);
         }
-        self.nodes.push(node("QLinearConv", &inputs, output, attrs));
+        self.nodes
+            .push(node("QLinearConv", &inputs, &output, conv.attrs));
     }
 }
 
-fn window_attrs(w: &super::Window, group: i64) -> Vec<AttributeProto> {
-    vec![
-        ints("kernel_shape", &[w.kh as i64, w.kw as i64]),
-        ints("strides", &[w.sh as i64, w.sw as i64]),
-        ints(
-            "pads",
-            &[
-                w.pad_top as i64,
-                w.pad_left as i64,
-                w.pad_bottom as i64,
-                w.pad_right as i64,
-            ],
-        ),
-        int("group", group),
-    ]
+/// What a `QLinearConv` node needs besides its tensors' names and quantisation.
+struct ConvNode {
+    /// ONNX weight dims `[out][in / group][kh][kw]` and the weights in that order.
+    dims: [i64; 4],
+    weights: Vec<i8>,
+    w_scales: Vec<f32>,
+    bias: Option<Vec<i32>>,
+    clamp: Clamp,
+    attrs: Vec<AttributeProto>,
+}
+
+/// `[out][kh][kw][in]` weights (the core's conv and fully connected layout; depthwise is
+/// `out = 1, in = c`) as ONNX's `[out][in][kh][kw]`.
+fn ohwi_to_oihw(w: &[i8], [o, h, wd, i]: [usize; 4]) -> Vec<i8> {
+    let mut out = vec![0i8; w.len()];
+    for oc in 0..o {
+        for y in 0..h {
+            for x in 0..wd {
+                for ic in 0..i {
+                    out[((oc * i + ic) * h + y) * wd + x] = w[((oc * h + y) * wd + x) * i + ic];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `QLinearConv` / `MaxPool` attributes: kernel, strides, pads (top, left, bottom, right) and
+/// the group count (`None`: no group attribute, as on `MaxPool`).
+fn conv_attrs(
+    kernel: [i64; 2],
+    strides: [i64; 2],
+    pads: [i64; 4],
+    group: Option<i64>,
+) -> Vec<AttributeProto> {
+    let mut attrs = vec![
+        ints("kernel_shape", &kernel),
+        ints("strides", &strides),
+        ints("pads", &pads),
+    ];
+    attrs.extend(group.map(|g| int("group", g)));
+    attrs
+}
+
+fn window_attrs(w: &super::Window, group: Option<i64>) -> Vec<AttributeProto> {
+    let pads = [w.pad_top, w.pad_left, w.pad_bottom, w.pad_right].map(i64::from);
+    conv_attrs(
+        [w.kh as i64, w.kw as i64],
+        [w.sh as i64, w.sw as i64],
+        pads,
+        group,
+    )
 }
 
 /// Writes `m` as an ONNX model whose outputs are the model outputs as int8 NCHW tensors.
@@ -248,140 +273,67 @@ pub fn to_onnx(m: &Model<'_>, input: InputKind) -> ModelProto {
         let out = layer.output();
         let os = m.tensor(out).shape;
         match layer {
-            Layer::Conv2d(c) => {
+            Layer::Conv2d(c) | Layer::DepthwiseConv2d(c) | Layer::FullyConnected(c) => {
                 let is = m.tensor(c.input).shape;
-                let (kh, kw, ic, oc) = (
-                    c.window.kh as usize,
-                    c.window.kw as usize,
-                    is.c as usize,
-                    os.c as usize,
-                );
-                // [oc][kh][kw][ic] -> [oc][ic][kh][kw]
-                let mut w = vec![0i8; c.weights.len()];
-                for o in 0..oc {
-                    for y in 0..kh {
-                        for x in 0..kw {
-                            for ci in 0..ic {
-                                w[((o * ic + ci) * kh + y) * kw + x] =
-                                    c.weights[((o * kh + y) * kw + x) * ic + ci];
-                            }
-                        }
+                let (kh, kw) = (c.window.kh as usize, c.window.kw as usize);
+                let (oc, ic) = (os.c as usize, is.c as usize);
+                // the core's weights as [out][kh][kw][in], and the ONNX dims and attributes
+                let (layout, dims, attrs) = match layer {
+                    Layer::Conv2d(_) => (
+                        [oc, kh, kw, ic],
+                        [oc, ic, kh, kw],
+                        window_attrs(&c.window, Some(1)),
+                    ),
+                    // depthwise [kh][kw][c]: one "output" of c inputs, as [c][1][kh][kw]
+                    Layer::DepthwiseConv2d(_) => (
+                        [1, kh, kw, oc],
+                        [oc, 1, kh, kw],
+                        window_attrs(&c.window, Some(oc as i64)),
+                    ),
+                    // fully connected: a convolution whose kernel is the whole input
+                    _ => {
+                        let (h, w) = (is.h as usize, is.w as usize);
+                        let kernel = [h as i64, w as i64];
+                        let attrs = conv_attrs(kernel, [1, 1], [0; 4], Some(1));
+                        ([oc, h, w, ic], [oc, ic, h, w], attrs)
                     }
-                }
-                let dims = [oc as i64, ic as i64, kh as i64, kw as i64];
-                let scales = (0..oc).map(|o| c.channels.w_scale(o)).collect();
-                let bias = (0..oc).map(|o| c.channels.bias(o)).collect();
-                let name = g.clamped_output(i, out, c.clamp);
-                let attrs = window_attrs(&c.window, 1);
-                g.qlinear_conv(
-                    m,
-                    i,
-                    c.input,
-                    &name,
-                    out,
-                    (&dims, w),
-                    scales,
-                    Some(bias),
+                };
+                let conv = ConvNode {
+                    dims: dims.map(|d| d as i64),
+                    weights: ohwi_to_oihw(c.weights, layout),
+                    w_scales: (0..oc).map(|o| c.channels.w_scale(o)).collect(),
+                    bias: Some((0..oc).map(|o| c.channels.bias(o)).collect()),
+                    clamp: c.clamp,
                     attrs,
-                );
-            }
-            Layer::DepthwiseConv2d(c) => {
-                let (kh, kw, ch) = (c.window.kh as usize, c.window.kw as usize, os.c as usize);
-                // [kh][kw][c] -> [c][1][kh][kw]
-                let mut w = vec![0i8; c.weights.len()];
-                for y in 0..kh {
-                    for x in 0..kw {
-                        for ci in 0..ch {
-                            w[(ci * kh + y) * kw + x] = c.weights[(y * kw + x) * ch + ci];
-                        }
-                    }
-                }
-                let dims = [ch as i64, 1, kh as i64, kw as i64];
-                let scales = (0..ch).map(|o| c.channels.w_scale(o)).collect();
-                let bias = (0..ch).map(|o| c.channels.bias(o)).collect();
-                let name = g.clamped_output(i, out, c.clamp);
-                let attrs = window_attrs(&c.window, ch as i64);
-                g.qlinear_conv(
-                    m,
-                    i,
-                    c.input,
-                    &name,
-                    out,
-                    (&dims, w),
-                    scales,
-                    Some(bias),
-                    attrs,
-                );
-            }
-            Layer::FullyConnected(c) => {
-                let is = m.tensor(c.input).shape;
-                let (h, wd, ic, oc) = (is.h as usize, is.w as usize, is.c as usize, os.c as usize);
-                let mut w = vec![0i8; c.weights.len()];
-                for o in 0..oc {
-                    for y in 0..h {
-                        for x in 0..wd {
-                            for ci in 0..ic {
-                                w[((o * ic + ci) * h + y) * wd + x] =
-                                    c.weights[((o * h + y) * wd + x) * ic + ci];
-                            }
-                        }
-                    }
-                }
-                let dims = [oc as i64, ic as i64, h as i64, wd as i64];
-                let scales = (0..oc).map(|o| c.channels.w_scale(o)).collect();
-                let bias = (0..oc).map(|o| c.channels.bias(o)).collect();
-                let name = g.clamped_output(i, out, c.clamp);
-                let attrs = vec![
-                    ints("kernel_shape", &[h as i64, wd as i64]),
-                    ints("strides", &[1, 1]),
-                    ints("pads", &[0, 0, 0, 0]),
-                    int("group", 1),
-                ];
-                g.qlinear_conv(
-                    m,
-                    i,
-                    c.input,
-                    &name,
-                    out,
-                    (&dims, w),
-                    scales,
-                    Some(bias),
-                    attrs,
-                );
+                };
+                g.qlinear_conv(m, i, c.input, out, conv);
             }
             Layer::MaxPool(p) => {
-                let mut attrs = window_attrs(&p.window, 1);
-                attrs.pop(); // no group on MaxPool
+                let attrs = window_attrs(&p.window, None);
                 g.nodes
                     .push(node("MaxPool", &[&t_name(p.input)], &t_name(out), attrs));
             }
             Layer::AvgPool(p) => {
+                // a depthwise convolution with all-one weights and w_scale = 1 / (kh * kw)
                 let (kh, kw, ch) = (p.window.kh as usize, p.window.kw as usize, os.c as usize);
-                let dims = [ch as i64, 1, kh as i64, kw as i64];
-                let scales = vec![p.params.w_scale(0); ch];
-                let name = g.clamped_output(i, out, p.clamp);
-                let attrs = window_attrs(&p.window, ch as i64);
-                let ones = vec![1i8; ch * kh * kw];
-                g.qlinear_conv(
-                    m,
-                    i,
-                    p.input,
-                    &name,
-                    out,
-                    (&dims, ones),
-                    scales,
-                    None,
-                    attrs,
-                );
+                let conv = ConvNode {
+                    dims: [ch as i64, 1, kh as i64, kw as i64],
+                    weights: vec![1i8; ch * kh * kw],
+                    w_scales: vec![p.params.w_scale(0); ch],
+                    bias: None,
+                    clamp: p.clamp,
+                    attrs: window_attrs(&p.window, Some(ch as i64)),
+                };
+                g.qlinear_conv(m, i, p.input, out, conv);
             }
             Layer::PadChannels(p) => {
                 let is = m.tensor(p.input).shape;
                 let extra = os.c as i64 - is.c as i64;
                 let (pads, value) = (format!("pads{i}"), format!("padv{i}"));
                 g.inits
-                    .push(tensor_i64(&pads, &[8], &[0, 0, 0, 0, 0, extra, 0, 0]));
+                    .push(tensor(&pads, &[8], &[0, 0, 0, 0, 0, extra, 0, 0]));
                 g.inits
-                    .push(tensor_i8(&value, &[], &[m.tensor(p.input).q.zero_point]));
+                    .push(tensor(&value, &[], &[m.tensor(p.input).q.zero_point]));
                 g.nodes.push(node(
                     "Pad",
                     &[&t_name(p.input), &pads, &value],
@@ -533,26 +485,24 @@ fn nchw_usize(s: Shape) -> [usize; 4] {
 
 /// NHWC -> NCHW.
 pub fn to_nchw<T: Copy + Default>(x: &[T], s: Shape) -> Vec<T> {
-    let (h, w, c) = (s.h as usize, s.w as usize, s.c as usize);
-    let mut out = vec![T::default(); x.len()];
-    for y in 0..h {
-        for xx in 0..w {
-            for ch in 0..c {
-                out[(ch * h + y) * w + xx] = x[(y * w + xx) * c + ch];
-            }
-        }
-    }
-    out
+    permute(x, s, true)
 }
 
 /// NCHW -> NHWC.
 pub fn to_nhwc<T: Copy + Default>(x: &[T], s: Shape) -> Vec<T> {
+    permute(x, s, false)
+}
+
+/// NHWC to NCHW (`to_nchw`) or back.
+fn permute<T: Copy + Default>(x: &[T], s: Shape, to_nchw: bool) -> Vec<T> {
     let (h, w, c) = (s.h as usize, s.w as usize, s.c as usize);
     let mut out = vec![T::default(); x.len()];
     for y in 0..h {
         for xx in 0..w {
             for ch in 0..c {
-                out[(y * w + xx) * c + ch] = x[(ch * h + y) * w + xx];
+                let (nhwc, nchw) = ((y * w + xx) * c + ch, (ch * h + y) * w + xx);
+                let (to, from) = if to_nchw { (nchw, nhwc) } else { (nhwc, nchw) };
+                out[to] = x[from];
             }
         }
     }

@@ -6,7 +6,8 @@
 
 use std::vec::Vec;
 
-use super::write::{ModelBuilder, WriteError};
+use super::OpKind::{Conv2d, DepthwiseConv2d};
+use super::write::{ModelBuilder, Params, WriteError};
 use super::{Clamp, QParams, Shape, Window};
 
 /// SplitMix64: tiny, deterministic, good enough for test data.
@@ -127,7 +128,8 @@ pub fn random_model(seed: u64) -> Result<ModelBuilder, WriteError> {
                 };
                 let w = rng.weights(out_c as usize * fan_in);
                 let bias = bias(&mut rng, out_c as usize, 3000.0);
-                b.conv2d(x, win, q, clamp(&mut rng, q), w, bias, ws)?
+                let (c, p) = (clamp(&mut rng, q), Params::new(w, bias, ws));
+                b.conv(Conv2d, x, win, q, c, p)?
             }
             2 => {
                 let win = window(&mut rng, s.h, s.w, 3);
@@ -139,7 +141,8 @@ pub fn random_model(seed: u64) -> Result<ModelBuilder, WriteError> {
                 };
                 let w = rng.weights(fan_in * s.c as usize);
                 let bias = bias(&mut rng, s.c as usize, 1000.0);
-                b.depthwise_conv2d(x, win, q, clamp(&mut rng, q), w, bias, ws)?
+                let (c, p) = (clamp(&mut rng, q), Params::new(w, bias, ws));
+                b.conv(DepthwiseConv2d, x, win, q, c, p)?
             }
             3 if rng.chance(0.3) => b.pad_channels(x, s.c + rng.range(1, 5) as u16)?,
             3 => b.max_pool(x, window(&mut rng, s.h, s.w, 3))?,
@@ -168,7 +171,8 @@ pub fn random_model(seed: u64) -> Result<ModelBuilder, WriteError> {
                 };
                 let w = rng.weights(s.c as usize * fan_in);
                 let bs = bias(&mut rng, s.c as usize, 3000.0);
-                let branch = b.conv2d(x, win, q, Clamp::NONE, w, bs, ws)?;
+                let p = Params::new(w, bs, ws);
+                let branch = b.conv(Conv2d, x, win, q, Clamp::NONE, p)?;
                 let yq = QParams {
                     scale: (xq.scale + q.scale) * (0.4 + rng.unit()),
                     zero_point: rng.range(0, 256) as u8 as i8,
@@ -192,7 +196,7 @@ pub fn random_model(seed: u64) -> Result<ModelBuilder, WriteError> {
         };
         let w = rng.weights(out_c * s.len());
         let bias = bias(&mut rng, out_c, 3000.0);
-        let y = b.fully_connected(x, q, Clamp::NONE, w, bias, ws)?;
+        let y = b.fully_connected(x, q, Clamp::NONE, Params::new(w, bias, ws))?;
         b.output(y);
     }
     Ok(b)

@@ -3,11 +3,32 @@
 
 use std::vec::Vec;
 
-use super::format::{self, HEADER_LEN, LAYER_RECORD, MAGIC, NO_TENSOR, TENSOR_RECORD, VERSION};
-use super::kernels::CHANNEL_RECORD;
-use super::model::{self, Layer, Model};
+use super::format::{self, LAYER_RECORD, MAGIC, NO_TENSOR, TENSOR_RECORD, VERSION};
+use super::kernels::{CHANNEL_RECORD, ChannelParams};
+use super::model::{Layer, Model};
+use super::shape;
 use super::{Clamp, OpKind, QParams, Rounding, Shape, Window};
+use crate::container;
 use crate::quant::Requant;
+
+/// A weighted layer's quantised parameters: int8 weights (laid out as its op says), int32
+/// biases and one weight scale per output channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    pub weights: Vec<i8>,
+    pub bias: Vec<i32>,
+    pub w_scales: Vec<f32>,
+}
+
+impl Params {
+    pub fn new(weights: Vec<i8>, bias: Vec<i32>, w_scales: Vec<f32>) -> Self {
+        Self {
+            weights,
+            bias,
+            w_scales,
+        }
+    }
+}
 
 /// A layer as the exporter describes it. Weight layouts are those of [`super::kernels::ConvArgs`].
 #[derive(Clone, Debug, PartialEq)]
@@ -21,6 +42,32 @@ pub struct LayerSpec {
     pub bias: Vec<i32>,
     /// Per output channel for conv-like layers; `[1 / (kh * kw)]` for average pool.
     pub w_scales: Vec<f32>,
+}
+
+impl LayerSpec {
+    /// A layer without parameters (its output is filled in when it is pushed).
+    pub fn new(op: OpKind, inputs: [u16; 2], window: Window, clamp: Clamp) -> Self {
+        Self {
+            op,
+            inputs,
+            output: NO_TENSOR,
+            window,
+            clamp,
+            weights: Vec::new(),
+            bias: Vec::new(),
+            w_scales: Vec::new(),
+        }
+    }
+
+    /// The layer with these weights, biases and weight scales.
+    pub fn with(self, weights: Vec<i8>, bias: Vec<i32>, w_scales: Vec<f32>) -> Self {
+        Self {
+            weights,
+            bias,
+            w_scales,
+            ..self
+        }
+    }
 }
 
 /// Why a model could not be written.
@@ -113,79 +160,47 @@ impl ModelBuilder {
         (self.tensors.len() - 1) as u16
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Appends `layer` (its `output` filled in here) and its output tensor of `out_c` channels
+    /// quantised with `out_q`; the shape follows from the input by the shape rules.
     fn push(
         &mut self,
-        op: OpKind,
-        inputs: [u16; 2],
-        window: Window,
+        mut layer: LayerSpec,
         out_c: u16,
         out_q: QParams,
-        clamp: Clamp,
-        weights: Vec<i8>,
-        bias: Vec<i32>,
-        w_scales: Vec<f32>,
     ) -> Result<u16, WriteError> {
-        let input = self.shape(inputs[0]);
-        let shape = model::output_shape(op, input, &window, out_c)
-            .or_else(|e| invalid(std::format!("{}: {e}", op.name())))?;
-        let output = self.push_tensor(shape, out_q);
-        self.layers.push(LayerSpec {
-            op,
-            inputs,
-            output,
-            window,
-            clamp,
-            weights,
-            bias,
-            w_scales,
-        });
+        let input = self.shape(layer.inputs[0]);
+        let shape = shape::output_shape(layer.op, input, &layer.window, out_c)
+            .or_else(|e| invalid(std::format!("{}: {e}", layer.op.name())))?;
+        layer.output = self.push_tensor(shape, out_q);
+        let output = layer.output;
+        self.layers.push(layer);
         Ok(output)
     }
 
-    /// Conv2d; `weights` is `[out_c][kh][kw][in_c]`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d(
+    /// A convolution: `op` [`OpKind::Conv2d`] (`weights` `[out_c][kh][kw][in_c]`) or
+    /// [`OpKind::DepthwiseConv2d`] (channel multiplier 1, `weights` `[kh][kw][c]`).
+    pub fn conv(
         &mut self,
+        op: OpKind,
         input: u16,
         window: Window,
         out_q: QParams,
         clamp: Clamp,
-        weights: Vec<i8>,
-        bias: Vec<i32>,
-        w_scales: Vec<f32>,
+        p: Params,
     ) -> Result<u16, WriteError> {
-        let out_c = u16::try_from(bias.len()).or_else(|_| invalid("too many channels"))?;
-        let inputs = [input, NO_TENSOR];
-        self.push(
-            OpKind::Conv2d,
-            inputs,
-            window,
-            out_c,
-            out_q,
-            clamp,
-            weights,
-            bias,
-            w_scales,
-        )
+        let out_c = self.conv_channels(op, input, &p)?;
+        let layer = LayerSpec::new(op, [input, NO_TENSOR], window, clamp);
+        self.push(layer.with(p.weights, p.bias, p.w_scales), out_c, out_q)
     }
 
-    /// Depthwise conv (channel multiplier 1); `weights` is `[kh][kw][c]`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn depthwise_conv2d(
-        &mut self,
-        input: u16,
-        window: Window,
-        out_q: QParams,
-        clamp: Clamp,
-        weights: Vec<i8>,
-        bias: Vec<i32>,
-        w_scales: Vec<f32>,
-    ) -> Result<u16, WriteError> {
-        let c = self.shape(input).c;
-        let inputs = [input, NO_TENSOR];
-        let op = OpKind::DepthwiseConv2d;
-        self.push(op, inputs, window, c, out_q, clamp, weights, bias, w_scales)
+    /// Output channels of a convolution: one per bias of a full one, the input's for a
+    /// depthwise one.
+    fn conv_channels(&self, op: OpKind, input: u16, p: &Params) -> Result<u16, WriteError> {
+        match op {
+            OpKind::Conv2d => u16::try_from(p.bias.len()).or_else(|_| invalid("too many channels")),
+            OpKind::DepthwiseConv2d => Ok(self.shape(input).c),
+            _ => invalid(std::format!("{} is not a convolution", op.name())),
+        }
     }
 
     /// Fully connected over the whole input (flattened NHWC); `weights` is `[out][h][w][c]`.
@@ -194,41 +209,18 @@ impl ModelBuilder {
         input: u16,
         out_q: QParams,
         clamp: Clamp,
-        weights: Vec<i8>,
-        bias: Vec<i32>,
-        w_scales: Vec<f32>,
+        p: Params,
     ) -> Result<u16, WriteError> {
-        let out_c = u16::try_from(bias.len()).or_else(|_| invalid("too many channels"))?;
-        let inputs = [input, NO_TENSOR];
-        let op = OpKind::FullyConnected;
-        self.push(
-            op,
-            inputs,
-            Window::default(),
-            out_c,
-            out_q,
-            clamp,
-            weights,
-            bias,
-            w_scales,
-        )
+        let out_c = u16::try_from(p.bias.len()).or_else(|_| invalid("too many channels"))?;
+        let (op, window) = (OpKind::FullyConnected, Window::default());
+        let layer = LayerSpec::new(op, [input, NO_TENSOR], window, clamp);
+        self.push(layer.with(p.weights, p.bias, p.w_scales), out_c, out_q)
     }
 
     pub fn max_pool(&mut self, input: u16, window: Window) -> Result<u16, WriteError> {
         let (c, q) = (self.shape(input).c, self.qparams(input));
-        let inputs = [input, NO_TENSOR];
-        let op = OpKind::MaxPool;
-        self.push(
-            op,
-            inputs,
-            window,
-            c,
-            q,
-            Clamp::NONE,
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        )
+        let layer = LayerSpec::new(OpKind::MaxPool, [input, NO_TENSOR], window, Clamp::NONE);
+        self.push(layer, c, q)
     }
 
     /// Average pool over unpadded windows.
@@ -241,19 +233,9 @@ impl ModelBuilder {
     ) -> Result<u16, WriteError> {
         let c = self.shape(input).c;
         let inv = 1.0 / (window.kh as f32 * window.kw as f32);
-        let inputs = [input, NO_TENSOR];
-        let (w, b) = (Vec::new(), std::vec![0]);
-        self.push(
-            OpKind::AvgPool,
-            inputs,
-            window,
-            c,
-            out_q,
-            clamp,
-            w,
-            b,
-            std::vec![inv],
-        )
+        let layer = LayerSpec::new(OpKind::AvgPool, [input, NO_TENSOR], window, clamp);
+        let layer = layer.with(Vec::new(), std::vec![0], std::vec![inv]);
+        self.push(layer, c, out_q)
     }
 
     /// Global average pool: an average pool whose window is the whole input.
@@ -268,35 +250,16 @@ impl ModelBuilder {
 
     pub fn add(&mut self, a: u16, b: u16, out_q: QParams, clamp: Clamp) -> Result<u16, WriteError> {
         let c = self.shape(a).c;
-        let (op, w) = (OpKind::Add, Window::default());
-        self.push(
-            op,
-            [a, b],
-            w,
-            c,
-            out_q,
-            clamp,
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        )
+        let layer = LayerSpec::new(OpKind::Add, [a, b], Window::default(), clamp);
+        self.push(layer, c, out_q)
     }
 
     /// Appends zero-point channels up to `out_c` (same quantisation).
     pub fn pad_channels(&mut self, input: u16, out_c: u16) -> Result<u16, WriteError> {
         let q = self.qparams(input);
-        let (op, w) = (OpKind::PadChannels, Window::default());
-        self.push(
-            op,
-            [input, NO_TENSOR],
-            w,
-            out_c,
-            q,
-            Clamp::NONE,
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        )
+        let (op, window) = (OpKind::PadChannels, Window::default());
+        let layer = LayerSpec::new(op, [input, NO_TENSOR], window, Clamp::NONE);
+        self.push(layer, out_c, q)
     }
 
     /// Marks a tensor as a model output (in order).
@@ -311,71 +274,34 @@ impl ModelBuilder {
             .collect();
         let layers = (0..m.layer_count())
             .map(|i| {
-                let (op, inputs, window, clamp, weights, params) = match m.layer(i) {
+                let layer = m.layer(i);
+                let one = |t: u16| [t, NO_TENSOR];
+                let (inputs, window, clamp, weights, params) = match layer {
                     Layer::Conv2d(c) | Layer::DepthwiseConv2d(c) | Layer::FullyConnected(c) => {
-                        let op = m.layer(i).kind();
                         let w = c.weights.to_vec();
-                        (
-                            op,
-                            [c.input, NO_TENSOR],
-                            c.window,
-                            c.clamp,
-                            w,
-                            Some(c.channels),
-                        )
+                        (one(c.input), c.window, c.clamp, w, Some(c.channels))
                     }
-                    Layer::MaxPool(p) => (
-                        OpKind::MaxPool,
-                        [p.input, NO_TENSOR],
-                        p.window,
-                        p.clamp,
-                        Vec::new(),
-                        None,
-                    ),
+                    Layer::MaxPool(p) => (one(p.input), p.window, p.clamp, Vec::new(), None),
                     Layer::AvgPool(p) => {
-                        let inputs = [p.input, NO_TENSOR];
-                        (
-                            OpKind::AvgPool,
-                            inputs,
-                            p.window,
-                            p.clamp,
-                            Vec::new(),
-                            Some(p.params),
-                        )
+                        let params = Some(p.params);
+                        (one(p.input), p.window, p.clamp, Vec::new(), params)
                     }
-                    Layer::Add(a) => (
-                        OpKind::Add,
-                        a.inputs,
-                        Window::default(),
-                        a.clamp,
-                        Vec::new(),
-                        None,
-                    ),
-                    Layer::PadChannels(p) => (
-                        OpKind::PadChannels,
-                        [p.input, NO_TENSOR],
-                        Window::default(),
-                        Clamp::NONE,
-                        Vec::new(),
-                        None,
-                    ),
+                    Layer::Add(a) => (a.inputs, Window::default(), a.clamp, Vec::new(), None),
+                    Layer::PadChannels(p) => {
+                        let window = Window::default();
+                        (one(p.input), window, Clamp::NONE, Vec::new(), None)
+                    }
                 };
                 let n = params.map_or(0, |p| p.len());
                 let bias = (0..n).map(|c| params.map_or(0, |p| p.bias(c))).collect();
                 let w_scales = (0..n)
                     .map(|c| params.map_or(0.0, |p| p.w_scale(c)))
                     .collect();
-                let output = m.layer(i).output();
                 LayerSpec {
-                    op,
-                    inputs,
-                    output,
-                    window,
-                    clamp,
-                    weights,
-                    bias,
-                    w_scales,
+                    output: layer.output(),
+                    ..LayerSpec::new(layer.kind(), inputs, window, clamp)
                 }
+                .with(weights, bias, w_scales)
             })
             .collect();
         let outputs = (0..m.output_count()).map(|k| m.output_id(k)).collect();
@@ -472,7 +398,7 @@ impl ModelBuilder {
         let mut layer_bytes = Vec::with_capacity(self.layers.len() * LAYER_RECORD);
         for (i, l) in self.layers.iter().enumerate() {
             let (xs, ys) = (self.qparams(l.inputs[0]), self.qparams(l.output));
-            let (wlen, channels) = model::data_layout(
+            let (wlen, channels) = shape::data_layout(
                 l.op,
                 self.shape(l.inputs[0]),
                 self.shape(l.output),
@@ -498,10 +424,7 @@ impl ModelBuilder {
                     .filter(|r| r.is_valid())
                     .ok_or_else(|| WriteError::Invalid(std::format!("layer {i}: bad scale")))?;
                 requants.push(rq);
-                data.extend(l.bias[c].to_le_bytes());
-                data.extend(l.w_scales[c].to_le_bytes());
-                data.extend(rq.mantissa.to_le_bytes());
-                data.extend(rq.exponent.to_le_bytes());
+                data.extend(ChannelParams::record(l.bias[c], l.w_scales[c], rq));
             }
             let uniform = requants.windows(2).all(|w| w[0] == w[1]);
             let rounding = if uniform {
@@ -560,20 +483,15 @@ impl ModelBuilder {
         payload.extend_from_slice(&data);
 
         let data_len = u32::try_from(data.len()).or_else(|_| invalid("model larger than 4 GiB"))?;
-        let payload_len = u32::try_from(payload.len()).or_else(|_| invalid("model too large"))?;
-        let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
-        bytes.extend_from_slice(&MAGIC);
-        bytes.extend_from_slice(&VERSION.to_le_bytes());
-        bytes.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-        bytes.extend_from_slice(&payload_len.to_le_bytes());
-        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        bytes.extend_from_slice(&tensor_count.to_le_bytes());
-        bytes.extend_from_slice(&layer_count.to_le_bytes());
-        bytes.extend_from_slice(&output_count.to_le_bytes());
-        bytes.extend_from_slice(&self.input.to_le_bytes());
-        bytes.extend_from_slice(&arena_len.to_le_bytes());
-        bytes.extend_from_slice(&data_len.to_le_bytes());
-        bytes.extend_from_slice(&payload);
+        let mut fields = [0u8; 16];
+        let counts = [tensor_count, layer_count, output_count, self.input];
+        for (f, v) in fields.chunks_exact_mut(2).zip(counts) {
+            f.copy_from_slice(&v.to_le_bytes());
+        }
+        fields[8..12].copy_from_slice(&arena_len.to_le_bytes());
+        fields[12..].copy_from_slice(&data_len.to_le_bytes());
+        let bytes = container::seal(MAGIC, VERSION, &fields, &payload)
+            .or_else(|_| invalid("model too large"))?;
         format::parse(&bytes).map_err(WriteError::SelfCheck)?;
         Ok(bytes)
     }

@@ -47,10 +47,7 @@ fn main() -> ! {
             }
         };
         let ticks = clock.ticks() - t0;
-        let (Some(logits), Some(q)) = (out.get(0), out.qparams(0)) else {
-            fw::exit(false)
-        };
-        let (label, prob) = fw::top_class(logits, q);
+        let (logits, label, prob) = fw::classified(&out);
         defmt::info!(
             "crop={=str} label={=str} logits={} prob={=f32} ticks={=u64} instructions={=u64}",
             name,
@@ -63,10 +60,6 @@ fn main() -> ! {
     }
     // once more on the last crop, timing each layer
     fw::log_layers("classifier", &net, arena, input, &clock);
-    defmt::info!(
-        "stack high-water mark: {=usize} bytes of {=usize}",
-        fw::stack::high_water(),
-        fw::stack::capacity()
-    );
+    fw::log_stack();
     fw::exit(true)
 }

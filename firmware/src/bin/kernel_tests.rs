@@ -1,16 +1,17 @@
 //! The kernel tests on the chip: every kernel inference uses on the Cortex-M ([`DualMac`]: the
 //! `SMLAD` assembly for convolutions, the `SMLABB`/`SMLATT` depthwise 3x3; [`Fast`]: other
-//! depthwise windows, fully connected, pools, add on the FPU) against the scalar [`Reference`], over fixed awkward shapes and then random ones (odd
-//! widths and channel counts, stride 2 on odd sizes, 1x1 spatial, padding, channel counts that are
-//! not multiples of 4). Logs each mismatch and a summary, and exits 0 only if every output byte
-//! is equal. `tests/it/firmware.rs` runs it in QEMU.
+//! depthwise windows, fully connected, pools, add on the FPU) against the scalar [`Reference`],
+//! over the core's fixed awkward shapes ([`AWKWARD`], which the host tests run too) and then random
+//! ones (odd widths and channel counts, stride 2 on odd sizes, 1x1 spatial, padding, channel
+//! counts that are not multiples of 4). Logs each mismatch and a summary, and exits 0 only if
+//! every output byte is equal. `tests/it/firmware.rs` runs it in QEMU.
 #![no_std]
 #![no_main]
 
 use cortex_m_rt::entry;
+use facegender_core::nn::kernels::cases::{AWKWARD, ConvCase, conv_kernel};
 use facegender_core::nn::kernels::{
-    AddArgs, AvgPoolArgs, CHANNEL_RECORD, ChannelParams, ConvArgs, DualMac, Kernels, PoolArgs,
-    Reference,
+    AddArgs, CHANNEL_RECORD, ChannelParams, ConvArgs, DualMac, Kernels, Reference,
 };
 use facegender_core::nn::{Clamp, QParams, Rounding, Shape, Window};
 use facegender_core::quant::Requant;
@@ -40,51 +41,50 @@ impl Rng {
     }
 }
 
-/// One convolution-like case: shapes, window and quantisation.
-#[derive(Clone, Copy)]
-struct Case {
-    input: Shape,
-    window: Window,
-    out_c: u16,
-    x_zp: i8,
-    y_zp: i8,
-    clamp: Clamp,
-    rounding: Rounding,
-}
-
 struct Buffers {
     x: [i8; MAX_X],
     w: [i8; MAX_W],
-    want: [i8; MAX_Y],
-    got: [i8; MAX_Y],
+    out: Outputs,
     channels: [u8; MAX_C * CHANNEL_RECORD],
 }
 
-fn padded(k: u8, s: u8, pads: [bool; 4]) -> Window {
-    let p = |on: bool| if on { k / 2 } else { 0 };
-    Window {
-        kh: k,
-        kw: k,
-        sh: s,
-        sw: s,
-        pad_top: p(pads[0]),
-        pad_left: p(pads[1]),
-        pad_bottom: p(pads[2]),
-        pad_right: p(pads[3]),
+/// What the reference wrote, and what [`DualMac`] wrote.
+struct Outputs {
+    want: [i8; MAX_Y],
+    got: [i8; MAX_Y],
+}
+
+/// One operator of one kernel set: `op(args, x, y)`.
+type Op<A> = fn(&A, &[i8], &mut [i8]);
+
+impl Outputs {
+    /// Runs the reference's `op` into the first `n` bytes of `want` and [`DualMac`]'s into `got`,
+    /// both over `args` and `x`; true if they wrote the same.
+    fn agree<A>(&mut self, n: usize, [reference, dual]: [Op<A>; 2], args: &A, x: &[i8]) -> bool {
+        let (want, got) = (&mut self.want[..n], &mut self.got[..n]);
+        reference(args, x, want);
+        dual(args, x, got);
+        want == got
     }
 }
 
-fn random_case(rng: &mut Rng) -> Option<Case> {
+/// Add of kernel set `K` of the first `y.len()` bytes of `x` with the next `y.len()`.
+fn add_halves<K: Kernels>(args: &AddArgs, x: &[i8], y: &mut [i8]) {
+    let (xa, xb) = x.split_at(y.len());
+    K::add(args, xa, &xb[..y.len()], y);
+}
+
+fn random_case(rng: &mut Rng) -> Option<ConvCase> {
     let h = 1 + rng.below(13) as u16;
     let w = 1 + rng.below(13) as u16;
     let c = 1 + rng.below(48) as u16;
     let k = [1u8, 3, 5][rng.below(3) as usize];
     let s = 1 + rng.below(2) as u8;
     let pads = [0, 1, 2, 3].map(|i| (rng.next() >> (8 * i)) & 1 == 1);
-    let window = padded(k, s, pads);
+    let window = Window::half_padded(k, k, s, s, pads);
     window.output_hw(h, w)?;
     let (a, b) = (rng.next() as i8, rng.next() as i8);
-    Some(Case {
+    Some(ConvCase {
         input: Shape::new(h, w, c),
         window,
         out_c: 1 + rng.below(24) as u16,
@@ -115,37 +115,17 @@ fn channels(rng: &mut Rng, bytes: &mut [u8], n_ch: usize) {
             mantissa: 0,
             exponent: 0,
         });
-        let rec = &mut bytes[c * CHANNEL_RECORD..(c + 1) * CHANNEL_RECORD];
-        rec[0..4].copy_from_slice(&bias.to_le_bytes());
-        rec[4..8].copy_from_slice(&1.0f32.to_le_bytes());
-        rec[8..12].copy_from_slice(&r.mantissa.to_le_bytes());
-        rec[12..16].copy_from_slice(&r.exponent.to_le_bytes());
+        bytes[c * CHANNEL_RECORD..(c + 1) * CHANNEL_RECORD]
+            .copy_from_slice(&ChannelParams::record(bias, 1.0, r));
     }
 }
 
 /// Runs `op` (0 conv, 1 depthwise, 2 fully connected) through both kernel sets; true if equal.
-fn check_conv(b: &mut Buffers, rng: &mut Rng, c: &Case, op: u8) -> bool {
-    let Some((oh, ow)) = c.window.output_hw(c.input.h, c.input.w) else {
+fn check_conv(b: &mut Buffers, rng: &mut Rng, c: &ConvCase, op: u8) -> bool {
+    let Some((args, wlen)) = c.conv_args(op) else {
         return true;
     };
-    let (kh, kw, ic) = (
-        c.window.kh as usize,
-        c.window.kw as usize,
-        c.input.c as usize,
-    );
-    let (output, wlen, window) = match op {
-        0 => (
-            Shape::new(oh, ow, c.out_c),
-            c.out_c as usize * kh * kw * ic,
-            c.window,
-        ),
-        1 => (Shape::new(oh, ow, c.input.c), kh * kw * ic, c.window),
-        _ => (
-            Shape::new(1, 1, c.out_c),
-            c.out_c as usize * c.input.len(),
-            Window::default(),
-        ),
-    };
+    let output = args.output;
     if c.input.len() > MAX_X || wlen > MAX_W || output.len() > MAX_Y || output.c as usize > MAX_C {
         return true;
     }
@@ -154,37 +134,18 @@ fn check_conv(b: &mut Buffers, rng: &mut Rng, c: &Case, op: u8) -> bool {
     rng.fill(&mut b.w[..wlen]);
     channels(rng, &mut b.channels, output.c as usize);
     let args = ConvArgs {
-        input: c.input,
-        output,
-        window,
-        x_zero_point: c.x_zp,
-        y_zero_point: c.y_zp,
-        clamp: c.clamp,
-        rounding: c.rounding,
         weights: &b.w[..wlen],
         channels: ChannelParams::new(&b.channels[..output.c as usize * CHANNEL_RECORD]),
+        ..args
     };
     let x = &b.x[..c.input.len()];
-    b.got[..n].fill(0x55);
-    match op {
-        0 => {
-            Reference::conv2d(&args, x, &mut b.want[..n]);
-            DualMac::conv2d(&args, x, &mut b.got[..n]);
-        }
-        1 => {
-            Reference::depthwise_conv2d(&args, x, &mut b.want[..n]);
-            DualMac::depthwise_conv2d(&args, x, &mut b.got[..n]);
-        }
-        _ => {
-            Reference::fully_connected(&args, x, &mut b.want[..n]);
-            DualMac::fully_connected(&args, x, &mut b.got[..n]);
-        }
-    }
-    b.want[..n] == b.got[..n]
+    b.out.got[..n].fill(0x55);
+    let op = [conv_kernel::<Reference>(op), conv_kernel::<DualMac>(op)];
+    b.out.agree(n, op, &args, x)
 }
 
 /// Max pool, average pool and add; true if all equal.
-fn check_pools_and_add(b: &mut Buffers, rng: &mut Rng, c: &Case) -> bool {
+fn check_pools_and_add(b: &mut Buffers, rng: &mut Rng, c: &ConvCase) -> bool {
     let mut ok = true;
     let len = c.input.len();
     if len > MAX_X || len > MAX_Y {
@@ -192,39 +153,13 @@ fn check_pools_and_add(b: &mut Buffers, rng: &mut Rng, c: &Case) -> bool {
     }
     rng.fill(&mut b.x[..len]);
     let x = &b.x[..len];
-    if let Some((oh, ow)) = c.window.output_hw(c.input.h, c.input.w) {
-        let output = Shape::new(oh, ow, c.input.c);
-        let n = output.len();
-        let args = PoolArgs {
-            input: c.input,
-            output,
-            window: c.window,
-        };
-        Reference::max_pool(&args, x, &mut b.want[..n]);
-        DualMac::max_pool(&args, x, &mut b.got[..n]);
-        ok &= b.want[..n] == b.got[..n];
+    if let Some(args) = c.max_pool_args() {
+        let op = [Reference::max_pool, DualMac::max_pool];
+        ok &= b.out.agree(args.output.len(), op, &args, x);
     }
-    let window = Window::valid(c.window.kh, c.window.kw, c.window.sh, c.window.sw);
-    if let Some((oh, ow)) = window.output_hw(c.input.h, c.input.w) {
-        let output = Shape::new(oh, ow, c.input.c);
-        let n = output.len();
-        let taps = window.kh as f32 * window.kw as f32;
-        let Some(requant) = Requant::from_f32(0.37 / taps) else {
-            return false;
-        };
-        let args = AvgPoolArgs {
-            input: c.input,
-            output,
-            window,
-            x_zero_point: c.x_zp,
-            y_zero_point: c.y_zp,
-            clamp: c.clamp,
-            rounding: c.rounding,
-            requant,
-        };
-        Reference::avg_pool(&args, x, &mut b.want[..n]);
-        DualMac::avg_pool(&args, x, &mut b.got[..n]);
-        ok &= b.want[..n] == b.got[..n];
+    if let Some(args) = c.avg_pool_args(0.37) {
+        let op = [Reference::avg_pool, DualMac::avg_pool];
+        ok &= b.out.agree(args.output.len(), op, &args, x);
     }
     // add: the first half of x with the second, scales drawn over four decades
     let half = len / 2;
@@ -237,10 +172,8 @@ fn check_pools_and_add(b: &mut Buffers, rng: &mut Rng, c: &Case) -> bool {
             y: q(scale(rng), rng.next() as i8),
             clamp: c.clamp,
         };
-        let (xa, xb) = x.split_at(half);
-        Reference::add(&args, xa, &xb[..half], &mut b.want[..half]);
-        DualMac::add(&args, xa, &xb[..half], &mut b.got[..half]);
-        ok &= b.want[..half] == b.got[..half];
+        let op = [add_halves::<Reference>, add_halves::<DualMac>];
+        ok &= b.out.agree(half, op, &args, x);
     }
     ok
 }
@@ -251,90 +184,17 @@ fn main() -> ! {
     let Some(b) = cortex_m::singleton!(: Buffers = Buffers {
         x: [0; MAX_X],
         w: [0; MAX_W],
-        want: [0; MAX_Y],
-        got: [0; MAX_Y],
+        out: Outputs {
+            want: [0; MAX_Y],
+            got: [0; MAX_Y],
+        },
         channels: [0; MAX_C * CHANNEL_RECORD],
     }) else {
         fw::exit(false)
     };
-    let base = Case {
-        input: Shape::new(1, 1, 1),
-        window: padded(3, 1, [true; 4]),
-        out_c: 1,
-        x_zp: -7,
-        y_zp: 3,
-        clamp: Clamp::NONE,
-        rounding: Rounding::Exact,
-    };
-    // awkward shapes first: 1x1 spatial, odd widths and channels, stride 2 on odd sizes, the
-    // patch buffer at its capacity (3x3 over 128 channels) and just over it
-    let fixed = [
-        Case { ..base },
-        Case {
-            input: Shape::new(7, 7, 3),
-            window: padded(3, 2, [true; 4]),
-            out_c: 8,
-            ..base
-        },
-        Case {
-            input: Shape::new(5, 3, 7),
-            window: padded(1, 1, [false; 4]),
-            out_c: 9,
-            rounding: Rounding::F32Product,
-            ..base
-        },
-        Case {
-            input: Shape::new(9, 11, 5),
-            window: padded(5, 2, [true, false, true, false]),
-            out_c: 13,
-            ..base
-        },
-        Case {
-            input: Shape::new(3, 5, 128),
-            window: padded(3, 1, [true; 4]),
-            out_c: 6,
-            rounding: Rounding::F32Product,
-            ..base
-        },
-        Case {
-            input: Shape::new(3, 3, 129),
-            window: padded(3, 1, [true; 4]),
-            out_c: 5,
-            ..base
-        },
-        Case {
-            input: Shape::new(1, 1, 4),
-            window: padded(1, 1, [false; 4]),
-            out_c: 1,
-            ..base
-        },
-        // BlazeFace-like: 42 channels (not a multiple of 4), stride 2 with one-sided padding
-        Case {
-            input: Shape::new(7, 9, 42),
-            window: padded(3, 2, [false, false, true, true]),
-            out_c: 7,
-            rounding: Rounding::F32Product,
-            ..base
-        },
-        // the depthwise kernel's channel capacity, and just over it (the fallback)
-        Case {
-            input: Shape::new(3, 4, 256),
-            window: padded(3, 1, [true; 4]),
-            out_c: 5,
-            rounding: Rounding::F32Product,
-            ..base
-        },
-        Case {
-            input: Shape::new(3, 4, 257),
-            window: padded(3, 1, [true; 4]),
-            out_c: 5,
-            rounding: Rounding::F32Product,
-            ..base
-        },
-    ];
     let mut rng = Rng(2026);
     let (mut cases, mut failed) = (0u32, 0u32);
-    let mut run = |c: &Case, rng: &mut Rng, what: &str| {
+    let mut run = |c: &ConvCase, rng: &mut Rng, what: &str| {
         for op in 0..3 {
             cases += 1;
             if !check_conv(b, rng, c, op) {
@@ -365,7 +225,9 @@ fn main() -> ! {
             );
         }
     };
-    for c in &fixed {
+    // awkward shapes first (1x1 spatial, odd widths and channels, stride 2 on odd sizes, the
+    // kernels' buffer capacities and just over them), then random ones
+    for c in &AWKWARD {
         run(c, &mut rng, "fixed");
     }
     let mut drawn = 0;

@@ -1,8 +1,9 @@
-//! The Cortex-M4/M7 inner loops of [`super::DualMac`], in assembly: stable Rust has no DSP
-//! intrinsics, and LLVM forms `SMLAD` only from pairs of i16 loads, never from `SXTB16` on int8
-//! weights. One of the crate's two `unsafe` modules (the other is the host's `x86`), compiled
-//! only with the `dsp` feature on ARM (ARMv7E-M: `SMLAD`, `SMLABB`, `SMLATT` and `SXTB16` are in
-//! every Cortex-M4 and M7).
+//! The Cortex-M4/M7 inner loops of [`super::DualMac`], in assembly, over the operand layouts of
+//! [`super::packed`] (the only kernel module it uses; the kernels in `dual` call it): stable Rust
+//! has no DSP intrinsics, and LLVM forms `SMLAD` only from pairs of i16 loads, never from
+//! `SXTB16` on int8 weights. One of the crate's two `unsafe` modules (the other is the host's
+//! `x86`), compiled only with the `dsp` feature on ARM (ARMv7E-M: `SMLAD`, `SMLABB`, `SMLATT` and
+//! `SXTB16` are in every Cortex-M4 and M7).
 //!
 //! - Convolution, per group of four patch elements and four output pixels: one `LDR` of four
 //!   weights, two `SXTB16`, four `LDRD` of pair words, eight `SMLAD` (16 MACs): 15 instructions,
@@ -12,7 +13,7 @@
 //!   multiply-accumulates (4 MACs): 9 instructions, 81 for a block of 36 MACs, no loop.
 #![allow(unsafe_code)]
 
-use super::dual::{Expanded, Quads};
+use super::packed::{Expanded, Quads};
 
 /// One group step: four weights split into `[w0|w2]` (lr) and `[w1|w3]` (r12), then for each
 /// of the four pixels its two pair words `[x0|x2] [x1|x3]`; 16 MACs into r3, r4, r10, r11.
@@ -39,7 +40,7 @@ macro_rules! group {
 }
 
 /// `acc[p] + sum x_p * w` over the first `groups` groups of four elements of the four pixels in
-/// `quads` and `w`, exactly as [`super::dual::dot4_portable`].
+/// `quads` and `w`, exactly as [`super::packed::dot4_portable`].
 #[inline(always)]
 pub(crate) fn dot4(quads: &Quads, w: &[i8], groups: usize, acc: [i32; 4]) -> [i32; 4] {
     // never read past either slice: 16 i16 (8 words) of `quads` and 4 bytes of `w` per group
@@ -94,14 +95,14 @@ pub(crate) fn dot4(quads: &Quads, w: &[i8], groups: usize, acc: [i32; 4]) -> [i3
 
 /// Writes `groups` groups of four bytes of `src`, less `zp`, as the pair words `[x0|x2]` and
 /// `[x1|x3]` at every 16th halfword of `dst` (one pixel's slots in [`Quads`]), exactly as
-/// [`super::dual::widen_portable`]: CMSIS-NN's reordering im2col, `SXTAB16` extending and
+/// [`super::packed::widen_portable`]: CMSIS-NN's reordering im2col, `SXTAB16` extending and
 /// offsetting two bytes at once (5 instructions per group, against 15 in Rust).
 #[inline(always)]
 pub(crate) fn widen(src: &[i8], dst: &mut [i16], groups: usize, zp: i8) {
     // group g writes dst[16 g..16 g + 4]: the last one needs 16 (groups - 1) + 4 halfwords
     let groups = groups.min(src.len() / 4).min((dst.len() + 12) / 16);
     if groups == 0 || dst.as_ptr() as usize % 4 != 0 {
-        return super::dual::widen_portable(src, dst, groups, zp);
+        return super::packed::widen_portable(src, dst, groups, zp);
     }
     let minus = (-(zp as i32)) as u16 as u32;
     let offsets = minus << 16 | minus;
@@ -169,7 +170,7 @@ impl<'a> Taps<'a> {
     }
 
     /// `acc[j] + sum_t tap_t[c + j] * w_t,c+j` for the four channels from `c`, with the weights
-    /// of `e`'s block `b`, exactly as [`super::dual::depthwise_block_portable`]; `acc`
+    /// of `e`'s block `b`, exactly as [`super::packed::depthwise_block_portable`]; `acc`
     /// unchanged if `c + 4` passes a tap or `b` passes `e`.
     #[inline(always)]
     pub(crate) fn block(&self, c: usize, e: &Expanded, b: usize, acc: [i32; 4]) -> [i32; 4] {

@@ -2,26 +2,31 @@
 //!
 //! [`Reference`] is the plain scalar definition of every operator; [`Fast`] (portable) and
 //! [`DualMac`] (convolutions over CMSIS-NN-style four-pixel patches and a four-channel depthwise
-//! 3x3, in assembly on the Cortex-M) are
-//! what inference uses ([`Inference`]), tested against it over random shapes (the tests below,
-//! and the same cases in QEMU: `firmware/src/bin/kernel_tests.rs`). Both assume arguments that [`crate::nn::Model`] has validated: slice
-//! lengths match the shapes, windows fit, and fan-in is small enough that no i32 sum overflows.
+//! 3x3, in assembly on the Cortex-M) are what inference uses ([`Inference`]), tested against it
+//! over the awkward shapes of `cases::AWKWARD` and random ones (the tests below, and the same
+//! cases in QEMU: `firmware/src/bin/kernel_tests.rs`). Both assume arguments that
+//! [`crate::nn::Model`] has validated: slice lengths match the shapes, windows fit, and fan-in is
+//! small enough that no i32 sum overflows.
 
 // Index loops mirror the tensor formulas and read better than iterator chains here.
 #![allow(clippy::needless_range_loop)]
 
+#[doc(hidden)]
+pub mod cases;
 #[cfg(all(feature = "dsp", target_arch = "arm"))]
 mod dsp;
 mod dual;
 mod fast;
+mod packed;
 mod reference;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod x86;
 
-pub use dual::{
-    DEPTHWISE_CHANNELS, DualMac, QUAD_PATCH_CAPACITY, depthwise_block_portable, dot4_portable,
-};
+pub use dual::DualMac;
 pub use fast::Fast;
+pub use packed::{
+    DEPTHWISE_CHANNELS, QUAD_PATCH_CAPACITY, depthwise_block_portable, dot4_portable,
+};
 pub use reference::Reference;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub use x86::{Host, Level};
@@ -89,6 +94,16 @@ impl<'a> ChannelParams<'a> {
             mantissa: u32::from_le_bytes(self.word(channel, 2)),
             exponent: i32::from_le_bytes(self.word(channel, 3)),
         }
+    }
+
+    /// One channel's record, as [`ChannelParams`] reads it (for writers and tests).
+    pub fn record(bias: i32, w_scale: f32, requant: Requant) -> [u8; CHANNEL_RECORD] {
+        let mut r = [0; CHANNEL_RECORD];
+        r[0..4].copy_from_slice(&bias.to_le_bytes());
+        r[4..8].copy_from_slice(&w_scale.to_le_bytes());
+        r[8..12].copy_from_slice(&requant.mantissa.to_le_bytes());
+        r[12..16].copy_from_slice(&requant.exponent.to_le_bytes());
+        r
     }
 }
 

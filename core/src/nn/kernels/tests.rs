@@ -1,5 +1,6 @@
 //! Fast kernels against the reference, over random shapes including awkward ones.
 
+use super::cases::{AWKWARD, ConvCase, conv_kernel};
 use super::*;
 use crate::nn::{Clamp, QParams, Rounding, Shape, Window};
 use crate::quant::Requant;
@@ -9,24 +10,19 @@ use std::vec::Vec;
 fn channel_bytes(bias: &[i32], m: &[f32]) -> Vec<u8> {
     let mut v = Vec::new();
     for (b, &m) in bias.iter().zip(m) {
-        let r = Requant::from_f32(m).unwrap();
-        v.extend(b.to_le_bytes());
-        v.extend(1.0f32.to_le_bytes());
-        v.extend(r.mantissa.to_le_bytes());
-        v.extend(r.exponent.to_le_bytes());
+        v.extend(ChannelParams::record(
+            *b,
+            1.0,
+            Requant::from_f32(m).unwrap(),
+        ));
     }
     v
 }
 
+/// A shared case and the seed its data is drawn from.
 #[derive(Debug, Clone)]
 struct Case {
-    input: Shape,
-    window: Window,
-    out_c: u16,
-    x_zp: i8,
-    y_zp: i8,
-    clamp: Clamp,
-    rounding: Rounding,
+    conv: ConvCase,
     seed: u64,
 }
 
@@ -42,17 +38,7 @@ fn window_and_input() -> impl Strategy<Value = (Shape, Window)> {
         any::<[bool; 4]>(),
     )
         .prop_filter_map("window must fit", |(h, w, c, kh, kw, sh, sw, pads)| {
-            let p = |on: bool, k: u8| if on { k / 2 } else { 0 };
-            let win = Window {
-                kh,
-                kw,
-                sh,
-                sw,
-                pad_top: p(pads[0], kh),
-                pad_left: p(pads[1], kw),
-                pad_bottom: p(pads[2], kh),
-                pad_right: p(pads[3], kw),
-            };
+            let win = Window::half_padded(kh, kw, sh, sw, pads);
             win.output_hw(h, w)?;
             Some((Shape::new(h, w, c), win))
         })
@@ -70,23 +56,25 @@ fn case() -> impl Strategy<Value = Case> {
     )
         .prop_map(
             |((input, window), out_c, x_zp, y_zp, (a, b), exact, seed)| Case {
-                input,
-                window,
-                out_c,
-                x_zp,
-                y_zp,
-                clamp: if a % 3 == 0 {
-                    Clamp::NONE
-                } else {
-                    Clamp {
-                        min: a.min(b),
-                        max: a.max(b),
-                    }
-                },
-                rounding: if exact {
-                    Rounding::Exact
-                } else {
-                    Rounding::F32Product
+                conv: ConvCase {
+                    input,
+                    window,
+                    out_c,
+                    x_zp,
+                    y_zp,
+                    clamp: if a % 3 == 0 {
+                        Clamp::NONE
+                    } else {
+                        Clamp {
+                            min: a.min(b),
+                            max: a.max(b),
+                        }
+                    },
+                    rounding: if exact {
+                        Rounding::Exact
+                    } else {
+                        Rounding::F32Product
+                    },
                 },
                 seed,
             },
@@ -120,77 +108,31 @@ impl Rng {
 
 fn check_conv(c: &Case, op: u8) {
     let mut rng = Rng(c.seed);
-    let out_hw = c.window.output_hw(c.input.h, c.input.w).unwrap();
-    let (output, wlen, n_ch) = match op {
-        0 => {
-            let o = Shape::new(out_hw.0, out_hw.1, c.out_c);
-            (
-                o,
-                o.c as usize * c.window.kh as usize * c.window.kw as usize * c.input.c as usize,
-                o.c,
-            )
-        }
-        1 => {
-            let o = Shape::new(out_hw.0, out_hw.1, c.input.c);
-            (
-                o,
-                c.window.kh as usize * c.window.kw as usize * c.input.c as usize,
-                o.c,
-            )
-        }
-        _ => (
-            Shape::new(1, 1, c.out_c),
-            c.out_c as usize * c.input.len(),
-            c.out_c,
-        ),
-    };
-    let x = rng.i8s(c.input.len());
+    let (args, wlen) = c.conv.conv_args(op).unwrap();
+    let output = args.output;
+    let x = rng.i8s(c.conv.input.len());
     let weights = rng.i8s(wlen);
-    let bias = rng.bias(n_ch as usize);
-    let ms = rng.multipliers(n_ch as usize);
+    let bias = rng.bias(output.c as usize);
+    let ms = rng.multipliers(output.c as usize);
     let bytes = channel_bytes(&bias, &ms);
     let args = ConvArgs {
-        input: c.input,
-        output,
-        window: if op == 2 { Window::default() } else { c.window },
-        x_zero_point: c.x_zp,
-        y_zero_point: c.y_zp,
-        clamp: c.clamp,
-        rounding: c.rounding,
         weights: &weights,
         channels: ChannelParams::new(&bytes),
+        ..args
     };
     let mut want = std::vec![0i8; output.len()];
     let mut got = std::vec![1i8; output.len()];
-    match op {
-        0 => {
-            Reference::conv2d(&args, &x, &mut want);
-            Fast::conv2d(&args, &x, &mut got);
-            let mut dual = std::vec![2i8; output.len()];
-            DualMac::conv2d(&args, &x, &mut dual);
-            assert_eq!(want, dual, "DualMac {c:?}");
-            let mut inf = std::vec![3i8; output.len()];
-            Inference::conv2d(&args, &x, &mut inf);
-            assert_eq!(want, inf, "Inference {c:?}");
-        }
-        1 => {
-            Reference::depthwise_conv2d(&args, &x, &mut want);
-            Fast::depthwise_conv2d(&args, &x, &mut got);
-            let mut dual = std::vec![2i8; output.len()];
-            DualMac::depthwise_conv2d(&args, &x, &mut dual);
-            assert_eq!(want, dual, "DualMac {c:?}");
-            let mut inf = std::vec![3i8; output.len()];
-            Inference::depthwise_conv2d(&args, &x, &mut inf);
-            assert_eq!(want, inf, "Inference {c:?}");
-        }
-        _ => {
-            Reference::fully_connected(&args, &x, &mut want);
-            Fast::fully_connected(&args, &x, &mut got);
-            let mut inf = std::vec![3i8; output.len()];
-            Inference::fully_connected(&args, &x, &mut inf);
-            assert_eq!(want, inf, "Inference {c:?}");
-        }
+    conv_kernel::<Reference>(op)(&args, &x, &mut want);
+    conv_kernel::<Fast>(op)(&args, &x, &mut got);
+    // DualMac's fully connected is Fast's
+    if op < 2 {
+        let mut dual = std::vec![2i8; output.len()];
+        conv_kernel::<DualMac>(op)(&args, &x, &mut dual);
+        assert_eq!(want, dual, "DualMac {c:?}");
     }
+    let mut inf = std::vec![3i8; output.len()];
+    conv_kernel::<Inference>(op)(&args, &x, &mut inf);
+    assert_eq!(want, inf, "Inference {c:?}");
     assert_eq!(want, got, "{c:?}");
 }
 
@@ -217,7 +159,8 @@ proptest! {
             pad_top: p(pads[0]), pad_left: p(pads[1]), pad_bottom: p(pads[2]), pad_right: p(pads[3]),
         };
         prop_assume!(window.output_hw(h, w).is_some());
-        let c = Case { input: Shape::new(h, w, ch), window, rounding: Rounding::F32Product, ..c };
+        let conv = ConvCase { input: Shape::new(h, w, ch), window, rounding: Rounding::F32Product, ..c.conv };
+        let c = Case { conv, ..c };
         check_conv(&c, 1);
         check_conv(&c, 0);
     }
@@ -225,27 +168,17 @@ proptest! {
     #[test]
     fn fast_pools_equal_reference(c in case()) {
         let mut rng = Rng(c.seed);
-        let x = rng.i8s(c.input.len());
-        let (oh, ow) = c.window.output_hw(c.input.h, c.input.w).unwrap();
-        let output = Shape::new(oh, ow, c.input.c);
-        let mut want = std::vec![0i8; output.len()];
-        let mut got = std::vec![1i8; output.len()];
-        let args = PoolArgs { input: c.input, output, window: c.window };
+        let x = rng.i8s(c.conv.input.len());
+        let args = c.conv.max_pool_args().unwrap();
+        let mut want = std::vec![0i8; args.output.len()];
+        let mut got = std::vec![1i8; args.output.len()];
         Reference::max_pool(&args, &x, &mut want);
         Fast::max_pool(&args, &x, &mut got);
         prop_assert_eq!(&want, &got);
 
-        let window = Window::valid(c.window.kh, c.window.kw, c.window.sh, c.window.sw);
-        if let Some((oh, ow)) = window.output_hw(c.input.h, c.input.w) {
-            let output = Shape::new(oh, ow, c.input.c);
-            let args = AvgPoolArgs {
-                input: c.input, output, window,
-                x_zero_point: c.x_zp, y_zero_point: c.y_zp, clamp: c.clamp,
-                rounding: c.rounding,
-                requant: Requant::from_f32(0.37 / (window.kh as f32 * window.kw as f32)).unwrap(),
-            };
-            let mut want = std::vec![0i8; output.len()];
-            let mut got = std::vec![1i8; output.len()];
+        if let Some(args) = c.conv.avg_pool_args(0.37) {
+            let mut want = std::vec![0i8; args.output.len()];
+            let mut got = std::vec![1i8; args.output.len()];
             Reference::avg_pool(&args, &x, &mut want);
             Fast::avg_pool(&args, &x, &mut got);
             prop_assert_eq!(want, got);
@@ -253,49 +186,16 @@ proptest! {
     }
 }
 
-/// Wide patches and layers: DualMac's patch buffer near its capacity (3x3 over 128 channels),
-/// just over it (the fallback), 1x1 over odd channel counts, an odd number of output pixels, and
-/// the depthwise kernel at and over its channel capacity, on both rounding rules.
+/// The awkward shapes the chip runs first, on both rounding rules: among them DualMac's patch
+/// buffer near its capacity (3x3 over 128 channels), just over it (the fallback), 1x1 over odd
+/// channel counts, an odd number of output pixels, and the depthwise kernel at and over its
+/// channel capacity.
 #[test]
 fn dual_mac_equals_reference_on_wide_and_odd_patches() {
-    let same = |k: u8| Window {
-        kh: k,
-        kw: k,
-        sh: 1,
-        sw: 1,
-        pad_top: k / 2,
-        pad_left: k / 2,
-        pad_bottom: k / 2,
-        pad_right: k / 2,
-    };
-    let cases = [
-        (Shape::new(3, 5, 128), same(3), 6),
-        (Shape::new(3, 3, 129), same(3), 5),
-        (Shape::new(5, 3, 7), same(1), 9),
-        (
-            Shape::new(7, 7, 3),
-            Window {
-                sh: 2,
-                sw: 2,
-                ..same(3)
-            },
-            8,
-        ),
-        (Shape::new(1, 1, 4), same(1), 1),
-        // the depthwise kernel's channel capacity, and just over it (the fallback)
-        (Shape::new(3, 4, 256), same(3), 5),
-        (Shape::new(3, 4, 257), same(3), 5),
-    ];
-    for (seed, (input, window, out_c)) in cases.into_iter().enumerate() {
+    for (seed, conv) in AWKWARD.into_iter().enumerate() {
         for rounding in [Rounding::Exact, Rounding::F32Product] {
             let c = Case {
-                input,
-                window,
-                out_c,
-                x_zp: -7,
-                y_zp: 3,
-                clamp: Clamp::NONE,
-                rounding,
+                conv: ConvCase { rounding, ..conv },
                 seed: seed as u64,
             };
             check_conv(&c, 0);
@@ -356,16 +256,21 @@ proptest! {
     }
 }
 
+/// An unclamped add of inputs quantised `a` and `b` into `y`, each as `(scale, zero point)`.
+fn add_args(a: (f32, i8), b: (f32, i8), y: (f32, i8)) -> AddArgs {
+    let q = |(scale, zero_point)| QParams { scale, zero_point };
+    AddArgs {
+        a: q(a),
+        b: q(b),
+        y: q(y),
+        clamp: Clamp::NONE,
+    }
+}
+
 #[test]
 fn fast_add_rounds_ties_to_even_like_the_reference() {
     // sums landing on k + 0.5 exactly: 0.5 + 1.0 * q with unit scales
-    let q = |scale, zero_point| QParams { scale, zero_point };
-    let args = AddArgs {
-        a: q(0.5, 0),
-        b: q(1.0, 0),
-        y: q(1.0, 0),
-        clamp: Clamp::NONE,
-    };
+    let args = add_args((0.5, 0), (1.0, 0), (1.0, 0));
     let xa: std::vec::Vec<i8> = (-128..=127).collect();
     let xb: std::vec::Vec<i8> = (-128..=127).rev().collect();
     let (mut want, mut got) = (std::vec![0i8; 256], std::vec![1i8; 256]);
@@ -380,16 +285,7 @@ fn max_pool_ignores_padding() {
     let args = PoolArgs {
         input: Shape::new(1, 1, 1),
         output: Shape::new(1, 1, 1),
-        window: Window {
-            kh: 3,
-            kw: 3,
-            sh: 1,
-            sw: 1,
-            pad_top: 1,
-            pad_left: 1,
-            pad_bottom: 1,
-            pad_right: 1,
-        },
+        window: Window::half_padded(3, 3, 1, 1, [true; 4]),
     };
     let mut y = [0i8];
     Reference::max_pool(&args, &[-100], &mut y);
@@ -398,13 +294,7 @@ fn max_pool_ignores_padding() {
 
 #[test]
 fn add_follows_dequantize_add_quantize() {
-    let q = |scale, zero_point| QParams { scale, zero_point };
-    let args = AddArgs {
-        a: q(0.5, 0),
-        b: q(0.25, 10),
-        y: q(1.0, -5),
-        clamp: Clamp::NONE,
-    };
+    let args = add_args((0.5, 0), (0.25, 10), (1.0, -5));
     let mut y = [0i8; 3];
     Reference::add(&args, &[4, -3, 127], &[14, 10, 127], &mut y);
     // 2 + 1 = 3 -> -2; -1.5 + 0 = -1.5 -> round half even to -2 -> -7; 63.5 + 29.25 -> 93 -> 88
