@@ -16,12 +16,12 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use facegender_core::nn::onnx::{InputKind, to_onnx};
 use facegender_core::nn::write::ModelBuilder;
 use facegender_core::nn::{Clamp, Model, OpKind, QParams, Shape, Window};
+use facegender_pipeline::error::Context;
 use prost::Message;
 
 use facegender_pipeline::align::AlignMethod;
@@ -67,12 +67,12 @@ pub enum Folded {
 }
 
 /// A tensor's values as f32s, in burn's (row-major) order.
-fn read<const D: usize>(t: Tensor<D>) -> anyhow::Result<Vec<f32>> {
+fn read<const D: usize>(t: Tensor<D>) -> facegender_pipeline::Result<Vec<f32>> {
     t.try_into_vec_as::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .map_err(|e| facegender_pipeline::invalid!("{e:?}"))
 }
 
-fn fold_block(block: &ConvBn) -> anyhow::Result<Folded> {
+fn fold_block(block: &ConvBn) -> facegender_pipeline::Result<Folded> {
     let dims = block.conv.weight.dims();
     let (cout, cin_g, k) = (dims[0], dims[1], dims[2]);
     let w = read(block.conv.weight.val())?;
@@ -109,7 +109,7 @@ fn fold_block(block: &ConvBn) -> anyhow::Result<Folded> {
             c: cout,
         });
     }
-    anyhow::ensure!(
+    facegender_pipeline::ensure!(
         block.conv.groups == 1,
         "grouped convolutions other than depthwise are not supported"
     );
@@ -136,10 +136,10 @@ fn fold_block(block: &ConvBn) -> anyhow::Result<Folded> {
 }
 
 /// The network as a list of folded layers, in execution order.
-pub fn fold(net: &Net) -> anyhow::Result<Vec<Folded>> {
+pub fn fold(net: &Net) -> facegender_pipeline::Result<Vec<Folded>> {
     let net = net.valid();
     let mut layers = Vec::new();
-    anyhow::ensure!(
+    facegender_pipeline::ensure!(
         net.avg.is_none(),
         "average-pooled models are not exported yet"
     );
@@ -406,7 +406,7 @@ pub fn quantize(
     layers: &[Folded],
     ranges: &[(f32, f32)],
     side: usize,
-) -> anyhow::Result<ModelBuilder> {
+) -> facegender_pipeline::Result<ModelBuilder> {
     let s = u16::try_from(side)?;
     let mut b = ModelBuilder::new(
         Shape::new(s, s, 3),
@@ -418,7 +418,7 @@ pub fn quantize(
     let mut x = 0u16;
     for (l, &(lo, hi)) in layers.iter().zip(ranges) {
         let xq = b.qparams(x);
-        let e = |e: facegender_core::nn::write::WriteError| anyhow::anyhow!("{e}");
+        let e = |e: facegender_core::nn::write::WriteError| facegender_pipeline::invalid!("{e}");
         x = match l {
             Folded::Conv {
                 w,
@@ -503,7 +503,7 @@ pub fn export(
     align: AlignMethod,
     crop_scale: f64,
     method: Ranges,
-) -> anyhow::Result<ExportInfo> {
+) -> facegender_pipeline::Result<ExportInfo> {
     let trained = Trained::load(run)?;
     let side = trained.config.model.input;
     let layers = fold(&trained.net)?;
@@ -519,8 +519,8 @@ pub fn export(
         .count();
     let core_bytes = quantize(&layers, &ranges, side)?
         .to_bytes()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let model = Model::parse(&core_bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| facegender_pipeline::invalid!("{e}"))?;
+    let model = Model::parse(&core_bytes).map_err(|e| facegender_pipeline::invalid!("{e}"))?;
     let int8_onnx = to_onnx(&model, InputKind::Float).encode_to_vec();
     let float_onnx = float_onnx(&trained.net, side)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -552,14 +552,14 @@ pub fn export(
 }
 
 /// The float model traced by burn-onnx's exporter (opset 18, logits output).
-pub fn float_onnx(net: &Net, side: usize) -> anyhow::Result<Vec<u8>> {
+pub fn float_onnx(net: &Net, side: usize) -> facegender_pipeline::Result<Vec<u8>> {
     let m = net.valid();
     let dev = burn::tensor::Device::flex();
     let m = m.fork(&dev);
     let sample = Tensor::<4>::zeros([1, 3, side, side], &dev);
     let onnx = burn_onnx::export::OnnxExporter::new()
         .export(&m, sample, Net::forward)
-        .map_err(|e| anyhow::anyhow!("burn-onnx export: {e}"))?;
+        .map_err(|e| facegender_pipeline::invalid!("burn-onnx export: {e}"))?;
     Ok(onnx.into_bytes())
 }
 

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::Context;
 use facegender_core::chain::{self};
 use facegender_core::detect::AnchorSpec;
 use facegender_core::nn::{Model, Shape};
+use facegender_pipeline::error::Context;
 
 use facegender_pipeline::align::{self, AlignMethod};
 use facegender_pipeline::decode::decode_file;
@@ -73,15 +73,23 @@ fn quantize_model(
     proto: &tract_onnx::pb::ModelProto,
     shape: Shape,
     ranges: &HashMap<String, (f32, f32)>,
-) -> anyhow::Result<Vec<u8>> {
+) -> facegender_pipeline::Result<Vec<u8>> {
     let builder = onnx_import::quantize(proto, shape, DET_INPUT_Q, ranges)?;
-    builder.to_bytes().map_err(|e| anyhow::anyhow!("{e}"))
+    builder
+        .to_bytes()
+        .map_err(|e| facegender_pipeline::invalid!("{e}"))
 }
 
 /// The int8 model's score logits for one input, both heads in order (as the float model's).
-fn int8_scores(m: &Model<'_>, arena: &mut Vec<u8>, x: &[i8]) -> anyhow::Result<Vec<f32>> {
+fn int8_scores(
+    m: &Model<'_>,
+    arena: &mut Vec<u8>,
+    x: &[i8],
+) -> facegender_pipeline::Result<Vec<f32>> {
     arena.resize(m.arena_len(), 0);
-    let o = m.run(arena, x).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let o = m
+        .run(arena, x)
+        .map_err(|e| facegender_pipeline::invalid!("{e}"))?;
     let mut v = Vec::new();
     for k in 0..2 {
         let q = o.qparams(k).context("score head")?;
@@ -104,7 +112,7 @@ fn score_errors(
     m: &Model<'_>,
     quantized: &[Vec<i8>],
     float_scores: &[Vec<f32>],
-) -> anyhow::Result<[Vec<f32>; 2]> {
+) -> facegender_pipeline::Result<[Vec<f32>; 2]> {
     let spec = AnchorSpec::FRONT_128;
     let per_cell = spec.heads.map(|(_, per)| per as usize);
     let mut sum = [vec![0f64; per_cell[0]], vec![0f64; per_cell[1]]];
@@ -140,7 +148,7 @@ pub fn quantize_detector(
     models_dir: &Path,
     photos: &[std::path::PathBuf],
     out: &Path,
-) -> anyhow::Result<DetectorInfo> {
+) -> facegender_pipeline::Result<DetectorInfo> {
     use rayon::prelude::*;
     let mut proto = detect::blazeface::load_proto(models_dir, Variant::Front)?;
     onnx_import::equalize(&mut proto)?;
@@ -150,7 +158,7 @@ pub fn quantize_detector(
             let img = decode_file(p, &Default::default())?;
             Ok(detector_input(&img).0)
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<facegender_pipeline::Result<_>>()?;
     let inputs: Vec<Vec<f32>> = quantized
         .iter()
         .map(|x| x.iter().map(|&v| DET_INPUT_Q.dequantize(v)).collect())
@@ -163,12 +171,12 @@ pub fn quantize_detector(
     let float_scores: Vec<Vec<f32>> = inputs
         .par_iter()
         .map(|x| Ok(float.run(x)?.0))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<facegender_pipeline::Result<_>>()?;
     // Bias correction (Nagel et al. 2019, on data): the mean int8 error of each anchor type's
     // score near the decision, folded into the head's float bias before quantising again.
     let first = quantize_model(&proto, shape, &ranges)?;
     let errors = score_errors(
-        &Model::parse(&first).map_err(|e| anyhow::anyhow!("{e}"))?,
+        &Model::parse(&first).map_err(|e| facegender_pipeline::invalid!("{e}"))?,
         &quantized,
         &float_scores,
     )?;
@@ -177,7 +185,7 @@ pub fn quantize_detector(
         onnx_import::shift_output_bias(&mut proto, head, delta)?;
     }
     let bytes = quantize_model(&proto, shape, &ranges)?;
-    let m = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let m = Model::parse(&bytes).map_err(|e| facegender_pipeline::invalid!("{e}"))?;
     std::fs::create_dir_all(out)?;
     fsutil::write_replace(&out.join(model_dir::CORE_MODEL), &bytes)?;
     let onnx = facegender_core::nn::onnx::to_onnx(&m, facegender_core::nn::onnx::InputKind::Int8);
@@ -194,7 +202,7 @@ pub fn quantize_detector(
                 let q = int8_scores(&m, arena, x)?;
                 Ok((fmax, q.iter().copied().fold(f32::NEG_INFINITY, f32::max)))
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<facegender_pipeline::Result<_>>()?;
         // the score heads' int8 step, as the quantiser set it
         let step = m.output(0).q.scale.min(m.output(1).q.scale);
         let fl: Vec<f32> = maxima.iter().map(|m| m.0).collect();
@@ -256,7 +264,7 @@ pub fn fit_template(
     detector: &Int8Detector,
     limit: usize,
     threshold: f32,
-) -> anyhow::Result<ChainInfo> {
+) -> facegender_pipeline::Result<ChainInfo> {
     use rayon::prelude::*;
     let r: serde_json::Value = serde_json::from_slice(
         &std::fs::read(report).with_context(|| report.display().to_string())?,
@@ -278,7 +286,7 @@ pub fn fit_template(
         .par_iter()
         .map_init(
             Vec::new,
-            |arena, e| -> anyhow::Result<Option<[[f64; 2]; 4]>> {
+            |arena, e| -> facegender_pipeline::Result<Option<[[f64; 2]; 4]>> {
                 let path = photos_root
                     .join(e["class"].as_str().unwrap_or(""))
                     .join(e["path"].as_str().unwrap_or(""));
@@ -311,8 +319,8 @@ pub fn fit_template(
             },
         )
         .filter_map(|r| r.transpose())
-        .collect::<anyhow::Result<_>>()?;
-    anyhow::ensure!(!points.is_empty(), "no face matched in the report's photos");
+        .collect::<facegender_pipeline::Result<_>>()?;
+    facegender_pipeline::ensure!(!points.is_empty(), "no face matched in the report's photos");
     let n = points.len() as f64;
     let mut t = [[0.0; 2]; 4];
     for p in &points {

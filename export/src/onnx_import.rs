@@ -14,9 +14,10 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, bail};
 use facegender_core::nn::write::ModelBuilder;
 use facegender_core::nn::{Clamp, OpKind, QParams, Shape, Window};
+use facegender_pipeline::bail;
+use facegender_pipeline::error::Context;
 
 use crate::quantize::{self, Scale, range_q, relu_q};
 use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
@@ -34,11 +35,11 @@ fn attr_int(n: &NodeProto, name: &str) -> Option<i64> {
 }
 
 /// Float values of an initializer (float tensors only).
-fn floats(t: &TensorProto) -> anyhow::Result<Vec<f32>> {
+fn floats(t: &TensorProto) -> facegender_pipeline::Result<Vec<f32>> {
     if !t.float_data.is_empty() {
         return Ok(t.float_data.clone());
     }
-    anyhow::ensure!(
+    facegender_pipeline::ensure!(
         t.raw_data.len().is_multiple_of(4),
         "initializer {} is not f32",
         t.name
@@ -122,7 +123,7 @@ pub fn calibrate(
     input: Shape,
     names: &[String],
     inputs: &[Vec<f32>],
-) -> anyhow::Result<HashMap<String, (f32, f32)>> {
+) -> facegender_pipeline::Result<HashMap<String, (f32, f32)>> {
     use rayon::prelude::*;
     let mut p = proto.clone();
     let g = p.graph.as_mut().context("no graph")?;
@@ -139,7 +140,7 @@ pub fn calibrate(
         .with_input_fact(0, f32::fact(shape).into())?
         .into_optimized()?
         .into_runnable()?;
-    let run = |x: &Vec<f32>| -> anyhow::Result<Vec<Vec<f32>>> {
+    let run = |x: &Vec<f32>| -> facegender_pipeline::Result<Vec<Vec<f32>>> {
         let out = plan.run(tvec!(Tensor::from_shape(&shape, x)?.into()))?;
         out.iter()
             .map(|t| Ok(t.try_as_plain_ram()?.as_slice::<f32>()?.to_vec()))
@@ -150,7 +151,7 @@ pub fn calibrate(
     type Ext = Vec<(f32, f32, f64, f64)>;
     let pass1: Ext = inputs
         .par_iter()
-        .map(|x| -> anyhow::Result<Ext> {
+        .map(|x| -> facegender_pipeline::Result<Ext> {
             Ok(run(x)?
                 .iter()
                 .map(|v| {
@@ -184,7 +185,7 @@ pub fn calibrate(
     };
     let hist = inputs
         .par_iter()
-        .map(|x| -> anyhow::Result<Vec<Vec<u64>>> {
+        .map(|x| -> facegender_pipeline::Result<Vec<Vec<u64>>> {
             Ok(run(x)?
                 .iter()
                 .zip(&extremes)
@@ -261,10 +262,10 @@ pub fn output_fed(proto: &ModelProto, name: &str) -> Option<usize> {
 
 /// A conv or pool node's window: a `kh` x `kw` kernel with the node's strides and pads (each
 /// must fit the core's u8 fields).
-fn window(n: &NodeProto, kh: usize, kw: usize) -> anyhow::Result<Window> {
+fn window(n: &NodeProto, kh: usize, kw: usize) -> facegender_pipeline::Result<Window> {
     let s = attr_ints(n, "strides").unwrap_or(vec![1, 1]);
     let p = attr_ints(n, "pads").unwrap_or(vec![0; 4]);
-    anyhow::ensure!(
+    facegender_pipeline::ensure!(
         s.len() == 2 && p.len() == 4,
         "{} node {:?}: strides or pads are not 2-D",
         n.op_type,
@@ -293,7 +294,7 @@ pub fn quantize(
     input: Shape,
     input_q: QParams,
     ranges: &HashMap<String, (f32, f32)>,
-) -> anyhow::Result<ModelBuilder> {
+) -> facegender_pipeline::Result<ModelBuilder> {
     let gp = proto.graph.as_ref().context("no graph")?;
     let g = Graph::new(gp);
     let input_name = gp
@@ -317,7 +318,7 @@ pub fn quantize(
             .with_context(|| format!("no calibration range for {n}"))
     };
     // a Conv or Add writes the output of the ReLU after it, if any: its name, scale and clamp
-    let fused_output = |n: &NodeProto| -> anyhow::Result<(String, QParams, Clamp)> {
+    let fused_output = |n: &NodeProto| -> facegender_pipeline::Result<(String, QParams, Clamp)> {
         let (out, relu) = match g.relu_after(&n.output[0]) {
             Some(r) => (r.to_string(), true),
             None => (n.output[0].clone(), false),
@@ -330,7 +331,7 @@ pub fn quantize(
             (out, range_q(lo, hi, Scale::Exact), Clamp::NONE)
         })
     };
-    let e = |e: facegender_core::nn::write::WriteError| anyhow::anyhow!("{e}");
+    let e = |e: facegender_core::nn::write::WriteError| facegender_pipeline::invalid!("{e}");
     for n in &gp.node {
         let name = || format!("{} node {:?}", n.op_type, n.name);
         match n.op_type.as_str() {
@@ -340,7 +341,7 @@ pub fn quantize(
                 let ok = n.op_type == "Reshape"
                     || (n.input[0] == input_name && perm == [0, 3, 1, 2])
                     || perm == [0, 2, 3, 1];
-                anyhow::ensure!(ok, "{}: unsupported transpose {perm:?}", name());
+                facegender_pipeline::ensure!(ok, "{}: unsupported transpose {perm:?}", name());
                 let x = get(&t, &n.input[0])?;
                 t.insert(n.output[0].clone(), x);
             }
@@ -350,11 +351,15 @@ pub fn quantize(
                     .get(n.input[0].as_str())
                     .map(|s| int64s(s))
                     .with_context(|| format!("{}: shape must be constant", name()))?;
-                anyhow::ensure!(shape.len() == 4, "{}: expected an NCHW shape", name());
+                facegender_pipeline::ensure!(
+                    shape.len() == 4,
+                    "{}: expected an NCHW shape",
+                    name()
+                );
                 zeros.insert(n.output[0].clone(), u16::try_from(shape[1])?);
             }
             "Concat" => {
-                anyhow::ensure!(
+                facegender_pipeline::ensure!(
                     attr_int(n, "axis") == Some(1) && n.input.len() == 2,
                     "{}: only channel concat with zeros",
                     name()
@@ -368,7 +373,7 @@ pub fn quantize(
                 t.insert(n.output[0].clone(), y);
             }
             "Relu" => {
-                anyhow::ensure!(
+                facegender_pipeline::ensure!(
                     t.contains_key(&n.output[0]),
                     "{}: a ReLU must follow a Conv or an Add",
                     name()
@@ -376,7 +381,7 @@ pub fn quantize(
             }
             "MaxPool" => {
                 let k = attr_ints(n, "kernel_shape").context("kernel_shape")?;
-                anyhow::ensure!(k.len() == 2, "{}: kernel_shape is not 2-D", name());
+                facegender_pipeline::ensure!(k.len() == 2, "{}: kernel_shape is not 2-D", name());
                 let win = window(n, k[0] as usize, k[1] as usize)?;
                 let y = b.max_pool(get(&t, &n.input[0])?, win).map_err(e)?;
                 t.insert(n.output[0].clone(), y);
@@ -409,7 +414,7 @@ pub fn quantize(
                         None => vec![0.0; oc],
                     };
                 let group = attr_int(n, "group").unwrap_or(1) as usize;
-                anyhow::ensure!(
+                facegender_pipeline::ensure!(
                     attr_ints(n, "dilations").is_none_or(|d| d.iter().all(|&v| v == 1)),
                     "{}: dilation",
                     name()
@@ -421,7 +426,7 @@ pub fn quantize(
                 let depthwise = group != 1 && group == cin && oc == cin && icg == 1;
                 let mut wt = vec![0f32; wf.len()];
                 if group == 1 {
-                    anyhow::ensure!(
+                    facegender_pipeline::ensure!(
                         icg == cin,
                         "{}: {cin} input channels, weights for {icg}",
                         name()
@@ -468,7 +473,7 @@ pub fn quantize(
 }
 
 /// Names of the tensors [`calibrate`] must measure for [`quantize()`].
-pub fn calibration_names(proto: &ModelProto) -> anyhow::Result<Vec<String>> {
+pub fn calibration_names(proto: &ModelProto) -> facegender_pipeline::Result<Vec<String>> {
     let g = Graph::new(proto.graph.as_ref().context("no graph")?);
     Ok(materialised(&g))
 }
@@ -479,7 +484,7 @@ pub fn shift_output_bias(
     proto: &mut ModelProto,
     output: usize,
     delta: &[f32],
-) -> anyhow::Result<()> {
+) -> facegender_pipeline::Result<()> {
     let conv = {
         let g = proto.graph.as_ref().context("no graph")?;
         g.node
@@ -499,7 +504,7 @@ pub fn shift_output_bias(
         .find(|t| &t.name == bias)
         .with_context(|| format!("bias {bias} is not an initializer"))?;
     let mut b = floats(t)?;
-    anyhow::ensure!(
+    facegender_pipeline::ensure!(
         b.len() == delta.len(),
         "bias {bias} has {} channels, correction {}",
         b.len(),
@@ -523,7 +528,7 @@ fn set_floats(t: &mut TensorProto, v: &[f32]) {
 /// `s_c = sqrt(r1_c / r2_c)` (`r1`, `r2`: the channel's weight ranges in each layer). The float
 /// function is unchanged; the per-tensor activation between the two layers no longer has a few
 /// channels that dwarf the rest. Returns how many layer pairs were equalised.
-pub fn equalize(proto: &mut ModelProto) -> anyhow::Result<usize> {
+pub fn equalize(proto: &mut ModelProto) -> facegender_pipeline::Result<usize> {
     let g = proto.graph.as_mut().context("no graph")?;
     let mut pairs = Vec::new();
     {
@@ -561,7 +566,7 @@ pub fn equalize(proto: &mut ModelProto) -> anyhow::Result<usize> {
         let c = g.initializer[i1].dims[0] as usize;
         let per1 = w1.len() / c;
         let o = g.initializer[i2].dims[0] as usize;
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(
             g.initializer[i2].dims[1] as usize == c,
             "equalise: channel mismatch at {}",
             g.node[j].name

@@ -38,6 +38,9 @@ pub enum Error {
     /// An image that cannot be encoded or drawn.
     #[error(transparent)]
     Image(#[from] image::ImageError),
+    /// Any other failure, with its own message and causes (a TOML config, an ELF file...).
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
     /// Input or settings the pipeline cannot work with, said in words.
     #[error("{0}")]
     Invalid(String),
@@ -65,6 +68,13 @@ pub enum ModelFileError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// Any error as [`Error::Other`], for the crates built on the pipeline.
+    pub fn other(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Other(Box::new(e))
+    }
 }
 
 /// The pipeline's results.

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use facegender_pipeline::error::Context;
+use facegender_pipeline::{Error, bail};
 use serde::Serialize;
 
 /// The firmware folder of the source tree.
@@ -14,7 +15,11 @@ pub fn firmware_dir() -> PathBuf {
 
 /// Builds a firmware binary in release mode; `model_dir` holds `model.fgi8` and
 /// `firmware-crops/`. Returns the ELF path.
-pub fn build(bin: &str, model_dir: &Path, features: &[&str]) -> anyhow::Result<PathBuf> {
+pub fn build(
+    bin: &str,
+    model_dir: &Path,
+    features: &[&str],
+) -> facegender_pipeline::Result<PathBuf> {
     let dir = firmware_dir();
     let model_dir = std::path::absolute(model_dir)?;
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -39,7 +44,7 @@ pub fn build(bin: &str, model_dir: &Path, features: &[&str]) -> anyhow::Result<P
 }
 
 /// Checks that QEMU and defmt-print are installed, naming the fix when not.
-pub fn check_tools() -> anyhow::Result<()> {
+pub fn check_tools() -> facegender_pipeline::Result<()> {
     for (tool, fix) in [
         ("qemu-system-arm", "apt package qemu-system-arm"),
         ("defmt-print", "cargo install defmt-print"),
@@ -58,7 +63,7 @@ pub fn check_tools() -> anyhow::Result<()> {
 
 /// Boots `elf` in QEMU (`firmware/qemu-run`), returns the decoded log; fails if the firmware
 /// exits non-zero or runs longer than `timeout`.
-pub fn run_qemu(elf: &Path, timeout: Duration) -> anyhow::Result<String> {
+pub fn run_qemu(elf: &Path, timeout: Duration) -> facegender_pipeline::Result<String> {
     check_tools()?;
     let mut child = Command::new(firmware_dir().join("qemu-run"))
         .arg(elf)
@@ -297,22 +302,28 @@ impl Sizes {
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> anyhow::Result<u16> {
+fn u16_at(b: &[u8], at: usize) -> facegender_pipeline::Result<u16> {
     Ok(u16::from_le_bytes(
-        b.get(at..at + 2).context("ELF too short")?.try_into()?,
+        b.get(at..at + 2)
+            .context("ELF too short")?
+            .try_into()
+            .map_err(Error::other)?,
     ))
 }
 
-fn u32_at(b: &[u8], at: usize) -> anyhow::Result<u32> {
+fn u32_at(b: &[u8], at: usize) -> facegender_pipeline::Result<u32> {
     Ok(u32::from_le_bytes(
-        b.get(at..at + 4).context("ELF too short")?.try_into()?,
+        b.get(at..at + 4)
+            .context("ELF too short")?
+            .try_into()
+            .map_err(Error::other)?,
     ))
 }
 
 /// Reads the section sizes of a 32-bit little-endian ELF.
-pub fn sizes(elf: &Path) -> anyhow::Result<Sizes> {
+pub fn sizes(elf: &Path) -> facegender_pipeline::Result<Sizes> {
     let b = std::fs::read(elf).with_context(|| elf.display().to_string())?;
-    anyhow::ensure!(
+    facegender_pipeline::ensure!(
         b.get(..4) == Some(b"\x7fELF") && b.get(4) == Some(&1) && b.get(5) == Some(&1),
         "{} is not a 32-bit little-endian ELF",
         elf.display()
@@ -331,7 +342,8 @@ pub fn sizes(elf: &Path) -> anyhow::Result<Sizes> {
         let name_bytes = b.get(strtab + name_off..).context("bad section name")?;
         let name = std::str::from_utf8(
             &name_bytes[..name_bytes.iter().position(|&c| c == 0).unwrap_or(0)],
-        )?;
+        )
+        .map_err(Error::other)?;
         let size = u32_at(&b, sh(i) + 20)? as u64;
         match name {
             ".vector_table" => s.vector_table += size,

@@ -2,13 +2,17 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use facegender_pipeline::error::Context;
 use facegender_pipeline::{dataset, decode, fsutil};
 use image::RgbImage;
 
 /// Writes raw RGB888 frames for the `full_chain` firmware, `per_class` photos of each class of
 /// `photos` (sorted), as `NN-CLASS-STEM-WxH.rgb`; earlier frames in `dest` are replaced.
-pub fn write_frames(photos: &Path, dest: &Path, per_class: usize) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write_frames(
+    photos: &Path,
+    dest: &Path,
+    per_class: usize,
+) -> facegender_pipeline::Result<Vec<PathBuf>> {
     write_raw(photos, dest, per_class, |n, class, stem, img| {
         let stem = stem.replace('-', "_");
         let (w, h) = img.dimensions();
@@ -23,7 +27,7 @@ pub fn write_firmware_crops(
     dest: &Path,
     side: u32,
     n: usize,
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> facegender_pipeline::Result<Vec<PathBuf>> {
     write_raw(split_dir, dest, n, |n, class, stem, img| {
         let img = if img.dimensions() == (side, side) {
             img
@@ -42,7 +46,7 @@ fn write_raw(
     dest: &Path,
     per_class: usize,
     file: impl Fn(usize, &str, &str, RgbImage) -> (String, RgbImage),
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> facegender_pipeline::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dest)?;
     for old in fsutil::files_with_extension(dest, "rgb")? {
         std::fs::remove_file(old)?;
@@ -68,7 +72,7 @@ fn write_raw(
 }
 
 /// A frame file written by [`write_frames`] as an image.
-pub fn read_frame(path: &Path) -> anyhow::Result<RgbImage> {
+pub fn read_frame(path: &Path) -> facegender_pipeline::Result<RgbImage> {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -85,11 +89,11 @@ pub fn read_frame(path: &Path) -> anyhow::Result<RgbImage> {
 }
 
 /// The `.rgb` frames embedded for `model_dir`'s chain firmware, sorted.
-pub fn frames(model_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub fn frames(model_dir: &Path) -> facegender_pipeline::Result<Vec<PathBuf>> {
     let dir = model_dir.join("firmware-frames");
     let frames = fsutil::files_with_extension(&dir, "rgb")
         .with_context(|| format!("{} (write frames with --frames-from)", dir.display()))?;
-    anyhow::ensure!(
+    facegender_pipeline::ensure!(
         !frames.is_empty(),
         "no frames in {} (write them with --frames-from)",
         dir.display()

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context;
 use facegender_core::nn::Model;
 use facegender_pipeline::classify::Classifier;
+use facegender_pipeline::error::Context;
 use facegender_pipeline::model_dir;
 use facegender_pipeline::predict::{self, DeviceModels};
 use serde::Serialize;
@@ -31,12 +31,12 @@ pub struct CropCheck {
 
 /// Builds the classifier firmware for `model_dir`, boots it in QEMU, and compares every crop's
 /// label and int8 logits with the core on the host.
-pub fn check_crops(model_dir: &Path) -> anyhow::Result<CropCheck> {
+pub fn check_crops(model_dir: &Path) -> facegender_pipeline::Result<CropCheck> {
     let elf = firmware::build("classify", model_dir, &[])?;
     let log = firmware::run_qemu(&elf, Duration::from_secs(300))?;
     let lines = firmware::parse_crops(&log);
     let bytes = model_dir::read(&model_dir.join(model_dir::CORE_MODEL))?;
-    let model = Model::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = Model::parse(&bytes).map_err(|e| facegender_pipeline::invalid!("{e}"))?;
     let info = model_dir::export_info(model_dir)?;
     let mut arena = vec![0u8; model.arena_len()];
     let mut equal = 0;
@@ -49,7 +49,7 @@ pub fn check_crops(model_dir: &Path) -> anyhow::Result<CropCheck> {
         let input: Vec<i8> = raw.iter().map(|&p| (p as i16 - 128) as i8).collect();
         let out = model
             .run(&mut arena, &input)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| facegender_pipeline::invalid!("{e}"))?;
         let host = out.get(0).context("no output")?;
         let best = (0..host.len()).fold(0, |b, k| if host[k] > host[b] { k } else { b });
         if host == &l.logits[..] && info.classes.get(best) == Some(&l.label) {
@@ -122,7 +122,7 @@ impl ChainCheck {
 /// Builds the `full_chain` firmware for `model_dir` (the int8 BlazeFace of
 /// `models_dir/blazeface-int8`), boots it in QEMU, and compares every face with the host mirror
 /// of the chain (`predict --device-chain`) on the same pixels.
-pub fn check_chain(model_dir: &Path, models_dir: &Path) -> anyhow::Result<ChainCheck> {
+pub fn check_chain(model_dir: &Path, models_dir: &Path) -> facegender_pipeline::Result<ChainCheck> {
     let frames = frames(model_dir)?;
     let elf = firmware::build("full_chain", model_dir, &[])?;
     let log = firmware::run_qemu(&elf, Duration::from_secs(600))?;

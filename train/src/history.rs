@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Loss and accuracy per epoch, train and validation, side by side.
-pub fn chart(path: &Path, h: &[EpochStats]) -> anyhow::Result<()> {
+pub fn chart(path: &Path, h: &[EpochStats]) -> facegender_pipeline::Result<()> {
     let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (left, right) = root.split_horizontally(500);
@@ -134,7 +134,7 @@ impl EpochProfile {
 }
 
 /// `history.csv`: one line per epoch, with its throughput and profile.
-pub fn write_csv(out: &Path, h: &[EpochStats]) -> anyhow::Result<()> {
+pub fn write_csv(out: &Path, h: &[EpochStats]) -> facegender_pipeline::Result<()> {
     let mut csv = Vec::new();
     writeln!(
         csv,

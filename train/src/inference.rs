@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
+use facegender_pipeline::error::Context;
 
 use facegender_pipeline::dataset::crops::Split;
 use facegender_pipeline::eval::{Engine, Outputs};
@@ -22,7 +22,7 @@ pub struct Trained {
 }
 
 impl Trained {
-    pub fn load(run: &Path) -> anyhow::Result<Self> {
+    pub fn load(run: &Path) -> facegender_pipeline::Result<Self> {
         let config = TrainConfig::load(&run.join("config.toml"))?;
         let classes: Vec<String> = serde_json::from_slice(
             &std::fs::read(run.join("classes.json"))
@@ -30,7 +30,7 @@ impl Trained {
         )?;
         let device = config.train.backend.device();
         let best = run.join("best.bpk");
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(
             best.exists(),
             "{} has no best.bpk: has training finished an epoch?",
             run.display()
@@ -39,7 +39,7 @@ impl Trained {
             .model
             .init(&device)
             .try_load_file(&best)
-            .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", best.display()))?;
+            .map_err(|e| facegender_pipeline::invalid!("loading {}: {e:?}", best.display()))?;
         Ok(Self {
             config,
             classes,
@@ -49,7 +49,7 @@ impl Trained {
     }
 
     /// Logits for the images at `idx` of `split` (row-major `[n, classes]`).
-    pub fn logits(&self, split: &Split, idx: &[usize]) -> anyhow::Result<Vec<f32>> {
+    pub fn logits(&self, split: &Split, idx: &[usize]) -> facegender_pipeline::Result<Vec<f32>> {
         let side = self.config.model.input;
         let x = Tensor::<4>::from_data(
             TensorData::new(data::batch(split, idx, None), [idx.len(), 3, side, side]),
@@ -58,12 +58,12 @@ impl Trained {
         self.net
             .forward(x)
             .try_into_vec_as::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))
+            .map_err(|e| facegender_pipeline::invalid!("{e:?}"))
     }
 }
 
 /// Runs the float model of `run` on every image.
-pub fn run_float(run: &Path, split: &Split) -> anyhow::Result<Outputs> {
+pub fn run_float(run: &Path, split: &Split) -> facegender_pipeline::Result<Outputs> {
     let t = Trained::load(run)?;
     let idx: Vec<usize> = (0..split.len()).collect();
     let mut logits = Vec::with_capacity(split.len());

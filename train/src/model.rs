@@ -129,28 +129,28 @@ pub struct Net {
 
 impl ModelConfig {
     /// Checks the settings make a network the exporter and the firmware can handle.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
+    pub fn validate(&self) -> facegender_pipeline::Result<()> {
+        facegender_pipeline::ensure!(
             !self.widths.is_empty() && self.widths.len() <= 12,
             "model.widths needs 1 to 12 stages"
         );
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(
             self.pool_after.iter().all(|&i| i < self.widths.len()),
             "model.pool_after names a stage beyond model.widths"
         );
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(
             self.depthwise_from >= 1,
             "model.depthwise_from must be at least 1 (the first stage is a plain conv)"
         );
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(
             self.widths.iter().all(|&w| (1..=512).contains(&w)),
             "model.widths must be 1..=512"
         );
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(
             (16..=224).contains(&self.input),
             "model.input must be 16..=224 pixels"
         );
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(
             matches!(self.stem_stride, 1 | 2),
             "model.stem_stride must be 1 or 2"
         );
@@ -158,12 +158,12 @@ impl ModelConfig {
             .filter(|&i| self.pools_after(i))
             .count();
         let down = self.stem_stride << pools;
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(
             self.input.is_multiple_of(down),
             "model.input must be divisible by {down} (the stem stride times one 2 per 2x2 pool)"
         );
-        anyhow::ensure!(self.classes >= 2, "model.classes must be at least 2");
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(self.classes >= 2, "model.classes must be at least 2");
+        facegender_pipeline::ensure!(
             (0.0..1.0).contains(&self.dropout),
             "model.dropout must be in [0, 1)"
         );

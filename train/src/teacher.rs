@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Context;
+use facegender_pipeline::Error;
+use facegender_pipeline::error::Context;
 
 use facegender_pipeline::dataset::crop_key;
 use facegender_pipeline::dataset::crops::Split;
@@ -24,26 +25,26 @@ pub fn write(
     classes: &[String],
     names: &[String],
     logits: &[f32],
-) -> anyhow::Result<()> {
-    anyhow::ensure!(
+) -> facegender_pipeline::Result<()> {
+    facegender_pipeline::ensure!(
         !path.exists(),
         "{} already exists; choose another --out or remove it",
         path.display()
     );
     let k = classes.len();
-    anyhow::ensure!(
+    facegender_pipeline::ensure!(
         logits.len() == names.len() * k,
         "one row of logits per crop"
     );
     let mut s = String::from("name");
     for c in classes {
-        write!(s, ",{c}")?;
+        write!(s, ",{c}").map_err(Error::other)?;
     }
     s.push('\n');
     for (name, row) in names.iter().zip(logits.chunks_exact(k)) {
         s.push_str(&crop_key(name));
         for v in row {
-            write!(s, ",{v}")?;
+            write!(s, ",{v}").map_err(Error::other)?;
         }
         s.push('\n');
     }
@@ -52,11 +53,11 @@ pub fn write(
 
 /// The teacher's logits for every image of `split`, row-major `[split.len(), classes]`. The
 /// header must name the split's classes in order, and every image must have a row.
-pub fn read(path: &Path, split: &Split) -> anyhow::Result<Vec<f32>> {
+pub fn read(path: &Path, split: &Split) -> facegender_pipeline::Result<Vec<f32>> {
     let mut r =
         csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let header: Vec<String> = r.headers()?.iter().map(str::to_string).collect();
-    anyhow::ensure!(
+    facegender_pipeline::ensure!(
         header.first().map(String::as_str) == Some("name") && header[1..] == split.classes[..],
         "{}: the header is {:?}; expected name,{}",
         path.display(),
@@ -91,7 +92,7 @@ pub fn read(path: &Path, split: &Split) -> anyhow::Result<Vec<f32>> {
             None => missing.push(crop_key(name)),
         }
     }
-    anyhow::ensure!(
+    facegender_pipeline::ensure!(
         missing.is_empty(),
         "{} has no logits for {} of the {} training crops (first: {})",
         path.display(),

@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Context;
 use burn::lr_scheduler::LrSchedulerConfig;
 use burn::lr_scheduler::LrSchedulerRecord;
 use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
@@ -21,6 +20,8 @@ use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use facegender_pipeline::Error;
+use facegender_pipeline::error::Context;
 use serde::{Deserialize, Serialize};
 
 use facegender_pipeline::augment::Augment;
@@ -137,42 +138,43 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    pub fn load(path: &Path) -> facegender_pipeline::Result<Self> {
         let s =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&s)
+            .map_err(Error::other)
             .with_context(|| format!("{} is not a valid training config", path.display()))
     }
 
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> facegender_pipeline::Result<()> {
         self.model.validate()?;
         let t = &self.train;
-        anyhow::ensure!(t.epochs >= 1, "train.epochs must be at least 1");
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(t.epochs >= 1, "train.epochs must be at least 1");
+        facegender_pipeline::ensure!(
             (2..=4096).contains(&t.batch),
             "train.batch must be 2..=4096"
         );
-        anyhow::ensure!(t.lr > 0.0 && t.lr <= 1.0, "train.lr must be in (0, 1]");
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(t.lr > 0.0 && t.lr <= 1.0, "train.lr must be in (0, 1]");
+        facegender_pipeline::ensure!(
             t.warmup_epochs <= t.epochs,
             "train.warmup_epochs must not exceed train.epochs"
         );
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(
             (0.0..0.5).contains(&t.label_smoothing),
             "train.label_smoothing must be in [0, 0.5)"
         );
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(
             t.oversample.is_empty() || !t.labels.is_empty(),
             "train.oversample needs train.labels (or --labels): the files that say which crops are in its groups"
         );
-        anyhow::ensure!(
+        facegender_pipeline::ensure!(
             (0.0..=1.0).contains(&t.distill.weight)
                 && t.distill.temperature > 0.0
                 && t.distill.temperature.is_finite(),
             "train.distill: weight must be in [0, 1] and temperature above 0"
         );
         for (g, &n) in &t.oversample {
-            anyhow::ensure!(
+            facegender_pipeline::ensure!(
                 g.contains('=') && (1..=100).contains(&n),
                 "train.oversample: {g:?} = {n}: expected \"attribute=value\" = 1..=100"
             );
@@ -216,7 +218,10 @@ fn optimizer(t: &TrainSettings) -> ModuleOptimizer {
         )
 }
 
-fn scheduler(t: &TrainSettings, steps_per_epoch: usize) -> anyhow::Result<ModuleLrScheduler> {
+fn scheduler(
+    t: &TrainSettings,
+    steps_per_epoch: usize,
+) -> facegender_pipeline::Result<ModuleLrScheduler> {
     let warmup = (t.warmup_epochs * steps_per_epoch).max(1);
     let total = (t.epochs * steps_per_epoch).max(warmup + 1);
     SequentialLrSchedulerConfig::new(
@@ -230,7 +235,7 @@ fn scheduler(t: &TrainSettings, steps_per_epoch: usize) -> anyhow::Result<Module
         vec![warmup],
     )
     .init()
-    .map_err(anyhow::Error::msg)
+    .map_err(|e| facegender_pipeline::invalid!("{e}"))
 }
 
 /// Mean loss and accuracy of `model` (evaluation mode) over a split.
@@ -240,7 +245,7 @@ pub fn evaluate(
     batch: usize,
     device: &Device,
     loss_fn: &CrossEntropyLoss,
-) -> anyhow::Result<(f64, f64)> {
+) -> facegender_pipeline::Result<(f64, f64)> {
     let m = model.valid();
     let side = split.images.first().map_or(0, |i| i.width() as usize);
     let (mut loss, mut correct) = (0f64, 0usize);
@@ -260,7 +265,7 @@ pub fn evaluate(
             .argmax(1)
             .squeeze_dim::<1>(1)
             .try_into_vec_as::<i64>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(|e| facegender_pipeline::invalid!("{e:?}"))?;
         correct += pred.iter().zip(&labels).filter(|(a, b)| a == b).count();
     }
     let n = split.len().max(1) as f64;
@@ -330,21 +335,23 @@ pub fn train(
     out: &Path,
     resume: bool,
     progress: bool,
-) -> anyhow::Result<Vec<EpochStats>> {
+) -> facegender_pipeline::Result<Vec<EpochStats>> {
     cfg.validate()?;
     let t = &cfg.train;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let last = out.join("last");
     let resuming = resume && last.join("state.json").exists();
     if !resuming && out.join("history.csv").exists() {
-        anyhow::bail!(
+        facegender_pipeline::bail!(
             "{} already holds a run; pass --resume to continue it or choose another --out",
             out.display()
         );
     }
     fsutil::write_replace(
         &out.join("config.toml"),
-        toml::to_string_pretty(cfg)?.as_bytes(),
+        toml::to_string_pretty(cfg)
+            .map_err(Error::other)?
+            .as_bytes(),
     )?;
     fsutil::write_replace(
         &out.join("classes.json"),
@@ -369,9 +376,9 @@ pub fn train(
         history: Vec::new(),
     };
     if !resuming && !t.init_from.is_empty() {
-        model = model
-            .try_load_file(&t.init_from)
-            .map_err(|e| anyhow::anyhow!("loading --init-from {}: {e:?}", t.init_from))?;
+        model = model.try_load_file(&t.init_from).map_err(|e| {
+            facegender_pipeline::invalid!("loading --init-from {}: {e:?}", t.init_from)
+        })?;
         eprintln!("starting from the weights in {}", t.init_from);
     }
     if resuming {
@@ -387,13 +394,13 @@ pub fn train(
         };
         model = model
             .try_load_file(file("model"))
-            .map_err(|e| anyhow::anyhow!("loading checkpoint: {e:?}"))?;
+            .map_err(|e| facegender_pipeline::invalid!("loading checkpoint: {e:?}"))?;
         optim = optim
             .load(file("optim"))
-            .map_err(|e| anyhow::anyhow!("loading optimizer: {e:?}"))?;
+            .map_err(|e| facegender_pipeline::invalid!("loading optimizer: {e:?}"))?;
         sched = sched.load_record(
             LrSchedulerRecord::load(file("sched"))
-                .map_err(|e| anyhow::anyhow!("loading scheduler: {e:?}"))?,
+                .map_err(|e| facegender_pipeline::invalid!("loading scheduler: {e:?}"))?,
         );
         eprintln!(
             "resuming after epoch {} (best validation loss {:.4} at epoch {})",
@@ -430,7 +437,7 @@ pub fn train(
         let mut profile = EpochProfile::default();
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0f64, 0usize, 0usize, t.lr);
         // the model moves into the scope (burn's optimizer step takes it by value) and back out
-        model = std::thread::scope(|scope| -> anyhow::Result<Net> {
+        model = std::thread::scope(|scope| -> facegender_pipeline::Result<Net> {
             let mut model = model;
             let batches = prefetch(scope, train, &order, t, &cfg.augment, epoch, &soft);
             loop {
@@ -456,7 +463,7 @@ pub fn train(
                     loss = loss.mul_scalar(1.0 - w) + soft_ce.mul_scalar(w);
                 }
                 let loss_value = loss.clone().into_scalar::<f32>() as f64;
-                anyhow::ensure!(
+                facegender_pipeline::ensure!(
                     loss_value.is_finite(),
                     "training diverged (loss {loss_value}) at epoch {epoch}, step {}",
                     b.step
@@ -472,7 +479,7 @@ pub fn train(
                     .argmax(1)
                     .squeeze_dim::<1>(1)
                     .try_into_vec_as::<i64>()
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    .map_err(|e| facegender_pipeline::invalid!("{e:?}"))?;
                 loss_sum += loss_value * n as f64;
                 correct += pred.iter().zip(&b.labels).filter(|(a, b)| a == b).count();
                 seen += n;
@@ -514,11 +521,11 @@ pub fn train(
         save_model(&model, &checkpoint_file(&last, "model", epoch))?;
         optim
             .save(checkpoint_file(&last, "optim", epoch))
-            .map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
+            .map_err(|e| facegender_pipeline::invalid!("saving optimizer: {e:?}"))?;
         sched
             .to_record()
             .save(checkpoint_file(&last, "sched", epoch))
-            .map_err(|e| anyhow::anyhow!("saving scheduler: {e:?}"))?;
+            .map_err(|e| facegender_pipeline::invalid!("saving scheduler: {e:?}"))?;
         // the chart (it shows no timings), then the epoch's figures; then history.csv and the
         // state that points at the checkpoints, each written once (the milliseconds of these
         // two small writes are not in the figures), then the previous epoch's files go
@@ -574,7 +581,7 @@ fn remove_older_checkpoints(last: &Path, epoch: usize) {
 
 /// The teacher's softened outputs for every training crop from `train.distill.logits` (empty
 /// when there is none), with a line saying so.
-fn teacher_targets(t: &TrainSettings, train: &Split) -> anyhow::Result<Vec<f32>> {
+fn teacher_targets(t: &TrainSettings, train: &Split) -> facegender_pipeline::Result<Vec<f32>> {
     let d = &t.distill;
     if d.logits.is_empty() {
         return Ok(Vec::new());
@@ -607,14 +614,14 @@ fn teacher_targets(t: &TrainSettings, train: &Split) -> anyhow::Result<Vec<f32>>
 
 /// Each training crop's repeat count from `train.oversample` (empty when it is), with a line on
 /// what it does to the epoch.
-fn oversampling(t: &TrainSettings, train: &Split) -> anyhow::Result<Vec<usize>> {
+fn oversampling(t: &TrainSettings, train: &Split) -> facegender_pipeline::Result<Vec<usize>> {
     if t.oversample.is_empty() {
         return Ok(Vec::new());
     }
     let files: Vec<PathBuf> = t.labels.iter().map(PathBuf::from).collect();
     let groups = groups_from_labels(&files, train)?;
     let unlabelled = groups.iter().filter(|g| g.is_empty()).count();
-    anyhow::ensure!(
+    facegender_pipeline::ensure!(
         unlabelled < train.len(),
         "train.oversample: none of the {} training crops is in {:?}",
         train.len(),
@@ -648,11 +655,11 @@ fn oversampling(t: &TrainSettings, train: &Split) -> anyhow::Result<Vec<usize>> 
     Ok(repeats)
 }
 
-fn save_model(model: &Net, path: &PathBuf) -> anyhow::Result<()> {
+fn save_model(model: &Net, path: &PathBuf) -> facegender_pipeline::Result<()> {
     model
         .valid()
         .save_file(path)
-        .map_err(|e| anyhow::anyhow!("saving {}: {e:?}", path.display()))
+        .map_err(|e| facegender_pipeline::invalid!("saving {}: {e:?}", path.display()))
 }
 
 /// Mean seconds per training step and the losses of `steps` steps on `backend`, for the backend
@@ -662,7 +669,7 @@ pub fn time_steps(
     train: &Split,
     backend: Backend,
     steps: usize,
-) -> anyhow::Result<(f64, Vec<f32>)> {
+) -> facegender_pipeline::Result<(f64, Vec<f32>)> {
     let t = &cfg.train;
     let device = backend.device().autodiff();
     device.seed(t.seed);
