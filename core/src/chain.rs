@@ -9,7 +9,7 @@ use heapless::Vec;
 use crate::align::{self, Affine, AlignError};
 use crate::detect::{self, AnchorSpec, Detection, keypoint};
 use crate::frame::Letterbox;
-use crate::nn::{Model, RunError};
+use crate::nn::model::{Model, RunError};
 
 /// The keypoints alignment uses (ears are unreliable on turned faces).
 pub const ALIGN_KEYPOINTS: [usize; 4] = [

@@ -3,9 +3,10 @@
 use facegender_core::nn::OpKind::Conv2d;
 use facegender_core::nn::format::{FormatError, HEADER_LEN, arena_len_of};
 use facegender_core::nn::kernels::Reference;
+use facegender_core::nn::model::{Model, RunError};
 use facegender_core::nn::random::{Rng, random_model};
 use facegender_core::nn::write::{ModelBuilder, Params};
-use facegender_core::nn::{Clamp, Model, QParams, RunError, Shape, Window};
+use facegender_core::nn::{Clamp, QParams, Shape, Window};
 
 fn model_bytes(seed: u64) -> Vec<u8> {
     random_model(seed).unwrap().to_bytes().unwrap()

@@ -1,7 +1,7 @@
 //! The core engine against tract on the same model written as ONNX: equal element for element.
 
-use facegender_core::nn::Model;
 use facegender_core::nn::OpKind::Conv2d;
+use facegender_core::nn::model::Model;
 use facegender_core::nn::onnx::{InputKind, TractModel};
 use facegender_core::nn::random::{Rng, random_model};
 use facegender_core::nn::write::{ModelBuilder, Params};

@@ -18,9 +18,10 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::Tensor;
+use facegender_core::nn::model::Model;
 use facegender_core::nn::onnx::{InputKind, to_onnx};
 use facegender_core::nn::write::ModelBuilder;
-use facegender_core::nn::{Clamp, Model, OpKind, QParams, Shape, Window};
+use facegender_core::nn::{Clamp, OpKind, QParams, Shape, Window};
 use facegender_pipeline::error::Context;
 use prost::Message;
 

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use facegender_core::chain::{self};
 use facegender_core::detect::AnchorSpec;
-use facegender_core::nn::{Model, Shape};
+use facegender_core::nn::Shape;
+use facegender_core::nn::model::Model;
 use facegender_pipeline::error::Context;
 
 use facegender_pipeline::align::{self, AlignMethod};

@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::exception;
-use facegender_core::nn::Outputs;
+use facegender_core::nn::model::Outputs;
 // the global defmt logger: semihosting under QEMU, RTT on a board (probe-rs reads it)
 #[cfg(all(feature = "qemu", feature = "stm32h743"))]
 compile_error!("features `qemu` and `stm32h743` exclude each other: use --no-default-features");
@@ -117,7 +117,7 @@ pub const MAX_LAYERS: usize = 96;
 /// `model=.. layer=.. op=.. macs=.. instructions=..` (the host prints them as a table).
 pub fn log_layers(
     name: &str,
-    net: &facegender_core::nn::Model<'_>,
+    net: &facegender_core::nn::model::Model<'_>,
     arena: &mut [u8],
     input: &[i8],
     clock: &Clock,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use facegender_core::nn::Model;
+use facegender_core::nn::model::Model;
 use facegender_core::nn::onnx::{InputKind, TractModel};
 use rayon::prelude::*;
 use serde::Serialize;

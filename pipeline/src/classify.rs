@@ -3,8 +3,9 @@
 //! ONNX) or NHWC (the exporter's float reference).
 
 use facegender_core::ert::Point;
+use facegender_core::nn::QParams;
+use facegender_core::nn::model::Model;
 use facegender_core::nn::model::softmax;
-use facegender_core::nn::{Model, QParams};
 use image::RgbImage;
 
 use crate::align;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Context;
 use facegender_core::chain::Template;
-use facegender_core::nn::Model;
+use facegender_core::nn::model::Model;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

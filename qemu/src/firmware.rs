@@ -302,22 +302,18 @@ impl Sizes {
     }
 }
 
+/// `N` little-endian bytes of the ELF at `at`.
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> facegender_pipeline::Result<[u8; N]> {
+    let bytes = b.get(at..at + N).context("ELF too short")?;
+    bytes.try_into().map_err(Error::other)
+}
+
 fn u16_at(b: &[u8], at: usize) -> facegender_pipeline::Result<u16> {
-    Ok(u16::from_le_bytes(
-        b.get(at..at + 2)
-            .context("ELF too short")?
-            .try_into()
-            .map_err(Error::other)?,
-    ))
+    bytes_at(b, at).map(u16::from_le_bytes)
 }
 
 fn u32_at(b: &[u8], at: usize) -> facegender_pipeline::Result<u32> {
-    Ok(u32::from_le_bytes(
-        b.get(at..at + 4)
-            .context("ELF too short")?
-            .try_into()
-            .map_err(Error::other)?,
-    ))
+    bytes_at(b, at).map(u32::from_le_bytes)
 }
 
 /// Reads the section sizes of a 32-bit little-endian ELF.

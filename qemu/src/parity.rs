@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use facegender_core::nn::Model;
+use facegender_core::nn::model::Model;
 use facegender_pipeline::classify::Classifier;
 use facegender_pipeline::error::Context;
 use facegender_pipeline::model_dir;

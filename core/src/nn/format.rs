@@ -18,7 +18,7 @@
 //!
 //! [`parse`] validates every count, offset, length, shape, quantisation parameter and the buffer
 //! plan (no live tensor overlaps the one being written) and returns a [`ModelFile`]; after that
-//! every accessor on [`super::Model`], which is built on it, is infallible and every kernel
+//! every accessor on [`super::model::Model`], which is built on it, is infallible and every kernel
 //! argument is consistent. Shape rules come from [`super::shape`]; this module only reads.
 
 use super::kernels::{CHANNEL_RECORD, ChannelParams};
@@ -159,7 +159,7 @@ pub(crate) struct LayerRecord {
 }
 
 /// A model file that [`parse`] has checked completely: the records, read in place. The model
-/// description ([`super::Model`]) is built on it.
+/// description ([`super::model::Model`]) is built on it.
 #[derive(Clone, Copy, Debug)]
 pub struct ModelFile<'a> {
     bytes: &'a [u8],
@@ -242,7 +242,7 @@ pub fn parse(bytes: &[u8]) -> Result<ModelFile<'_>, FormatError> {
 }
 
 /// [`parse`], handing the checked view to what is built on it (`V::from`), so that
-/// [`super::Model::parse`] returns this result as it is, with no second wrapping.
+/// [`super::model::Model::parse`] returns this result as it is, with no second wrapping.
 pub(crate) fn parse_as<'a, V: From<ModelFile<'a>>>(bytes: &'a [u8]) -> Result<V, FormatError> {
     check_header!(bytes, MAGIC, VERSION, core::convert::identity);
     let header = Header {
@@ -287,7 +287,7 @@ pub(crate) fn parse_as<'a, V: From<ModelFile<'a>>>(bytes: &'a [u8]) -> Result<V,
 }
 
 /// Reads the planned arena size from a header at compile time, without validating the file
-/// (firmware: `static mut ARENA: [u8; arena_len_of(MODEL)]`; [`super::Model::run`] still checks).
+/// (firmware: `static mut ARENA: [u8; arena_len_of(MODEL)]`; [`super::model::Model::run`] still checks).
 /// Returns 0 when `bytes` is not a model header.
 pub const fn arena_len_of(bytes: &[u8]) -> usize {
     if bytes.len() < HEADER_LEN || !container::has_magic(bytes, MAGIC) {

@@ -3,8 +3,8 @@
 //! - [`format`]: bytes in, a checked [`format::ModelFile`] out (every length, offset and shape
 //!   checked once). The 32-byte header it shares with the landmark file is [`crate::container`].
 //! - [`shape`]: the shape rules (output shapes, parameter sizes) format and writer share.
-//! - [`model`]: the model description ([`Model`], [`Layer`]) built on the checked file, and
-//!   [`Model::run`], which walks the
+//! - [`model`]: the model description ([`model::Model`], [`model::Layer`]) built on the checked file, and
+//!   [`model::Model::run`], which walks the
 //!   layers over a caller-provided arena following the buffer plan stored in the file.
 //! - [`kernels`]: pure functions over slices, a plain [`kernels::Reference`] and the faster
 //!   [`kernels::Fast`] and [`kernels::DualMac`] that are tested against it.
@@ -26,9 +26,6 @@ pub mod shape;
 pub mod splitmix;
 #[cfg(feature = "std")]
 pub mod write;
-
-pub use format::FormatError;
-pub use model::{Layer, Model, Outputs, RunError};
 
 /// Height, width and channels of an NHWC tensor (batch is always 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -6,7 +6,7 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use facegender_core::nn::Model;
+use facegender_core::nn::model::Model;
 use facegender_firmware::{self as fw, model};
 
 #[entry]

@@ -13,7 +13,7 @@ use facegender_core::align;
 use facegender_core::chain::{self, DetectParams, Template};
 use facegender_core::detect::{AnchorSpec, Detection};
 use facegender_core::image::RgbView;
-use facegender_core::nn::Model;
+use facegender_core::nn::model::Model;
 use facegender_firmware::{self as fw, model};
 use heapless::Vec;
 

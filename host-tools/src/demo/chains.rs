@@ -16,7 +16,7 @@ use facegender_qemu::parity::{self, ChainCheck};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::context::{Inputs, Log, millions};
+use super::context::{CONTACT_SHEET, Inputs, Log, millions};
 
 /// The labelled photos and the scenes the two chains run on.
 pub struct Photos {
@@ -105,7 +105,7 @@ pub fn host_chain(
     });
     let score = score_chain(inputs, photos, &results, "predict-host.jsonl")?;
     log.say(chain_lines("host chain", &score));
-    let contact_sheet = inputs.workdir.join(super::CONTACT_SHEET);
+    let contact_sheet = inputs.workdir.join(CONTACT_SHEET);
     let (host_photos, host_scenes) = results.split_at(items.len());
     write_sheet(
         &contact_sheet,

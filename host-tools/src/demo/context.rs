@@ -1,10 +1,16 @@
-//! What every step of the demo is given (its inputs) and keeps (the log).
+//! The demo's settings, what every step is given (its inputs) and what it keeps (the log).
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
 use facegender_pipeline::preprocess::Models;
+
+/// Crop side and framing of the shipped model (the demo trains the same way).
+pub const CROP: u32 = 64;
+pub const CROP_SCALE: f64 = 0.75;
+/// The contact sheet and where the demo writes it (the README shows a copy).
+pub const CONTACT_SHEET: &str = "contact-sheet.jpg";
 
 /// What the demo runs on.
 pub struct Inputs<'a> {

@@ -19,8 +19,7 @@ use facegender_pipeline::preprocess::{self};
 use facegender_train::inference::run_float;
 use facegender_train::training;
 
-use super::context::{Inputs, Log};
-use super::{CROP, CROP_SCALE};
+use super::context::{CROP, CROP_SCALE, Inputs, Log};
 
 /// The fine-tune: a few epochs at a tenth of the shipped run's peak learning rate.
 const FINE_TUNE_EPOCHS: usize = 3;

@@ -24,14 +24,8 @@ use serde::Serialize;
 
 use chains::{ChainScore, Photos};
 pub use context::Inputs;
-use context::{Log, millions};
+use context::{CONTACT_SHEET, Log, millions};
 use fine_tune::{TrainingReport, fine_tune};
-
-/// Crop side and framing of the shipped model (the demo trains the same way).
-pub const CROP: u32 = 64;
-pub const CROP_SCALE: f64 = 0.75;
-/// The contact sheet and where the demo writes it (the README shows a copy).
-pub const CONTACT_SHEET: &str = "contact-sheet.jpg";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DemoReport {

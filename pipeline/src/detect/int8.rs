@@ -8,7 +8,8 @@ use facegender_core::chain;
 use facegender_core::detect::{AnchorSpec, Detection};
 use facegender_core::frame::{self, Letterbox};
 use facegender_core::image::RgbView;
-use facegender_core::nn::{Model, QParams};
+use facegender_core::nn::QParams;
+use facegender_core::nn::model::Model;
 use image::RgbImage;
 
 use super::blazeface::{BlazeFace, NMS_IOU};

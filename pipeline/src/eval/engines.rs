@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::error::Context;
-use facegender_core::nn::Model;
+use facegender_core::nn::model::Model;
 use facegender_core::nn::onnx::{InputKind, TractModel};
 use rayon::prelude::*;
 use tract_onnx::prelude::*;

@@ -2,7 +2,7 @@
 //! chip's (`firmware/src/bin/kernel_tests.rs`) run every kernel set on, and the awkward shapes
 //! both run first.
 
-use super::{AvgPoolArgs, ChannelParams, ConvArgs, Kernels, PoolArgs};
+use super::args::{AvgPoolArgs, ChannelParams, ConvArgs, Kernels, PoolArgs};
 use crate::nn::{Clamp, Rounding, Shape, Window};
 use crate::quant::Requant;
 

@@ -1,4 +1,4 @@
-//! The Cortex-M4/M7 inner loops of [`super::DualMac`], in assembly, over the operand layouts of
+//! The Cortex-M4/M7 inner loops of [`super::dual::DualMac`], in assembly, over the operand layouts of
 //! [`super::packed`] (the only kernel module it uses; the kernels in `dual` call it): stable Rust
 //! has no DSP intrinsics, and LLVM forms `SMLAD` only from pairs of i16 loads, never from
 //! `SXTB16` on int8 weights. One of the crate's two `unsafe` modules (the other is the host's

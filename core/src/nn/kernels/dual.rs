@@ -16,11 +16,13 @@
 //! With the `dsp` feature on ARM the inner loops are [`super::dsp`]'s assembly; elsewhere they
 //! are the portable twins in [`super::packed`] (with the operand layouts) with the same
 //! arithmetic, so layouts and tails are tested on any host. Integer sums are exact, so the
-//! result equals [`super::Reference`] bit for bit. Outputs are finished by the FPU's f32 product
+//! result equals [`super::reference::Reference`] bit for bit. Outputs are finished by the FPU's f32 product
 //! ([`OutRange`]) where the layer allows it, else by [`finish`].
 
+use super::args::{CHANNEL_CACHE, Channel, ConvArgs, Kernels};
+use super::fast::{self, Fast};
+use super::finish::{OutRange, finish, tap};
 use super::packed::{DEPTHWISE_CHANNELS, Expanded, PIXELS, QUAD_PATCH_CAPACITY, Quads, slot};
-use super::{CHANNEL_CACHE, Channel, ConvArgs, Fast, Kernels, OutRange, finish, tap};
 
 /// Convolution through four-pixel patches, depthwise 3x3 over four channels (other operators as
 /// [`Fast`]).
@@ -278,19 +280,5 @@ impl Kernels for DualMac {
         Fast::fully_connected(a, x, y)
     }
 
-    fn max_pool(a: &super::PoolArgs, x: &[i8], y: &mut [i8]) {
-        Fast::max_pool(a, x, y)
-    }
-
-    fn avg_pool(a: &super::AvgPoolArgs, x: &[i8], y: &mut [i8]) {
-        Fast::avg_pool(a, x, y)
-    }
-
-    fn add(a: &super::AddArgs, xa: &[i8], xb: &[i8], y: &mut [i8]) {
-        Fast::add(a, xa, xb, y)
-    }
-
-    fn pad_channels(a: &super::PadArgs, x: &[i8], y: &mut [i8]) {
-        Fast::pad_channels(a, x, y)
-    }
+    fast::pools_add_and_pad!();
 }

@@ -1,11 +1,35 @@
-//! The kernels inference uses. Same results as [`super::Reference`], arranged so the compiler can
+//! The kernels inference uses. Same results as [`super::reference::Reference`], arranged so the compiler can
 //! vectorise the inner loops: contiguous NHWC rows, zero-point subtraction hoisted out of the
 //! multiply-accumulate, and accumulators in small stack arrays (no heap, bounded stack).
 
-use super::{
-    AddArgs, AvgPoolArgs, CHANNEL_CACHE, Channel, ConvArgs, Kernels, OutRange, PadArgs, PoolArgs,
-    Reference, finish, tap,
+use super::args::{
+    AddArgs, AvgPoolArgs, CHANNEL_CACHE, Channel, ConvArgs, Kernels, PadArgs, PoolArgs,
 };
+use super::finish::{OutRange, finish, tap};
+use super::reference::Reference;
+
+/// The operators a kernel set takes from [`Fast`] unchanged, inside its `impl Kernels`: max and
+/// average pooling, add and channel padding (only convolutions have faster kernels elsewhere).
+macro_rules! pools_add_and_pad {
+    () => {
+        fn max_pool(a: &super::args::PoolArgs, x: &[i8], y: &mut [i8]) {
+            super::fast::Fast::max_pool(a, x, y)
+        }
+
+        fn avg_pool(a: &super::args::AvgPoolArgs, x: &[i8], y: &mut [i8]) {
+            super::fast::Fast::avg_pool(a, x, y)
+        }
+
+        fn add(a: &super::args::AddArgs, xa: &[i8], xb: &[i8], y: &mut [i8]) {
+            super::fast::Fast::add(a, xa, xb, y)
+        }
+
+        fn pad_channels(a: &super::args::PadArgs, x: &[i8], y: &mut [i8]) {
+            super::fast::Fast::pad_channels(a, x, y)
+        }
+    };
+}
+pub(super) use pools_add_and_pad;
 
 /// Optimised kernels for inference.
 pub struct Fast;

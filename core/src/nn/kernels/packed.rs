@@ -1,9 +1,9 @@
-//! The operand layouts of [`super::DualMac`] and the portable inner loops over them: four
+//! The operand layouts of [`super::dual::DualMac`] and the portable inner loops over them: four
 //! pixels' patches in `SMLAD` order ([`Quads`]), a depthwise 3x3 layer's weights expanded to i16
 //! ([`Expanded`]), and the plain-Rust twins of the assembly in `super::dsp`. It imports nothing
 //! of the kernels: `dsp` (the assembly) and `dual` (the kernels) both build on it.
 
-/// Largest patch (`kh * kw * in_c`) handled here; larger ones go to [`super::Fast`]. 3x3 over 128
+/// Largest patch (`kh * kw * in_c`) handled here; larger ones go to [`super::fast::Fast`]. 3x3 over 128
 /// channels; the four-pixel buffer is 4 x 1152 i16 (9 KiB of stack).
 pub const QUAD_PATCH_CAPACITY: usize = 1152;
 
@@ -53,8 +53,8 @@ pub fn widen_portable(src: &[i8], dst: &mut [i16], groups: usize, zp: i8) {
     }
 }
 
-/// Most channels of a depthwise 3x3 layer taken by [`super::DualMac`]'s own kernel (its expanded
-/// weights are 9 x 256 i16, 4.5 KiB of stack); wider layers and other windows go to [`super::Fast`].
+/// Most channels of a depthwise 3x3 layer taken by [`super::dual::DualMac`]'s own kernel (its expanded
+/// weights are 9 x 256 i16, 4.5 KiB of stack); wider layers and other windows go to [`super::fast::Fast`].
 pub const DEPTHWISE_CHANNELS: usize = 256;
 
 /// A depthwise 3x3 layer's weights as i16, four channels at a time: for channels `c..c + 4` and

@@ -1,8 +1,7 @@
 //! The definition of every operator, written for clarity: one output element at a time.
 
-use super::{
-    AddArgs, AvgPoolArgs, ConvArgs, Kernels, PadArgs, PoolArgs, finish_reference as finish, tap,
-};
+use super::args::{AddArgs, AvgPoolArgs, ConvArgs, Kernels, PadArgs, PoolArgs};
+use super::finish::{finish_reference as finish, tap};
 use crate::quant;
 
 /// Plain scalar kernels, the reference the fast ones are tested against.

@@ -5,7 +5,8 @@
 //! so every path gives the same bytes (the kernel tests run the one this CPU picks).
 #![allow(unsafe_code)]
 
-use super::{AddArgs, AvgPoolArgs, ConvArgs, Fast, Kernels, PadArgs, PoolArgs, fast};
+use super::args::{ConvArgs, Kernels};
+use super::fast::{self};
 
 /// Runtime-dispatched host kernels.
 pub struct Host;
@@ -95,19 +96,5 @@ impl Kernels for Host {
         dispatch!(a, x, y, fc_avx512, fc_avx2, fast::fully_connected)
     }
 
-    fn max_pool(a: &PoolArgs, x: &[i8], y: &mut [i8]) {
-        Fast::max_pool(a, x, y)
-    }
-
-    fn avg_pool(a: &AvgPoolArgs, x: &[i8], y: &mut [i8]) {
-        Fast::avg_pool(a, x, y)
-    }
-
-    fn add(a: &AddArgs, xa: &[i8], xb: &[i8], y: &mut [i8]) {
-        Fast::add(a, xa, xb, y)
-    }
-
-    fn pad_channels(a: &PadArgs, x: &[i8], y: &mut [i8]) {
-        Fast::pad_channels(a, x, y)
-    }
+    fast::pools_add_and_pad!();
 }
