@@ -45,37 +45,41 @@ fn t_name(t: u16) -> String {
     format!("t{t}")
 }
 
-/// The element types initializers hold: their ONNX data type and little-endian bytes.
+/// The element types initializers hold: their ONNX data type, and where their values go (where
+/// the exporter has always put them, so files stay byte for byte the same: floats and int64s in
+/// their typed fields, int8 and int32 as little-endian raw bytes).
 trait Element: Copy {
     const DATA_TYPE: DataType;
-    fn extend_le(self, raw: &mut Vec<u8>);
+    fn store(data: &[Self], t: &mut TensorProto);
 }
 
 macro_rules! element {
-    ($($t:ty => $data_type:ident),*) => {$(
+    ($($t:ty => $data_type:ident: |$d:ident, $p:ident| $store:expr),* $(,)?) => {$(
         impl Element for $t {
             const DATA_TYPE: DataType = DataType::$data_type;
-            fn extend_le(self, raw: &mut Vec<u8>) {
-                raw.extend_from_slice(&self.to_le_bytes());
+            fn store($d: &[Self], $p: &mut TensorProto) {
+                $store;
             }
         }
     )*};
 }
-element!(i8 => Int8, i32 => Int32, i64 => Int64, f32 => Float);
+element!(
+    f32 => Float: |d, t| t.float_data = d.to_vec(),
+    i64 => Int64: |d, t| t.int64_data = d.to_vec(),
+    i8 => Int8: |d, t| t.raw_data = d.iter().map(|&v| v as u8).collect(),
+    i32 => Int32: |d, t| t.raw_data = d.iter().flat_map(|v| v.to_le_bytes()).collect(),
+);
 
-/// An initializer of `dims` holding `data` (as little-endian bytes).
+/// An initializer of `dims` holding `data`.
 fn tensor<T: Element>(name: &str, dims: &[i64], data: &[T]) -> TensorProto {
-    let mut raw_data = Vec::with_capacity(core::mem::size_of_val(data));
-    for v in data {
-        v.extend_le(&mut raw_data);
-    }
-    TensorProto {
+    let mut t = TensorProto {
         name: name.into(),
         dims: dims.to_vec(),
         data_type: T::DATA_TYPE as i32,
-        raw_data,
         ..Default::default()
-    }
+    };
+    T::store(data, &mut t);
+    t
 }
 
 fn value_info(name: &str, elem: DataType, dims: &[i64]) -> ValueInfoProto {
