@@ -4,8 +4,7 @@
 
 use facegender_core::ert::Point;
 use facegender_core::nn::QParams;
-use facegender_core::nn::model::Model;
-use facegender_core::nn::model::softmax;
+use facegender_core::nn::model::{Model, softmax};
 use image::RgbImage;
 
 use crate::align;

@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use crate::error::Context;
 use facegender_core::ert::{Point, Rect, ShapePredictor, dlib};
 use facegender_core::image::{GrayView, RgbView, rgb_to_intensity};
 use image::RgbImage;
 
 use crate::detect::Face;
+use crate::error::Context;
 use crate::model_dir;
 
 /// The converted model bytes; parse them with [`ShapePredictor::parse`] once and share the view.

@@ -9,13 +9,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Context;
 use facegender_core::chain::Template;
 use facegender_core::nn::model::Model;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::align::AlignMethod;
+use crate::error::Context;
 pub use crate::error::{ModelFileError, SETUP_HINT};
 
 pub const DLIB_DEFAULT: &str = "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";

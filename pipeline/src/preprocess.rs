@@ -13,7 +13,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::error::Context;
 use facegender_core::ert::{Rect, ShapePredictor};
 use image::{ImageEncoder, RgbImage};
 use indicatif::ParallelProgressIterator;
@@ -23,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::align::{self, AlignMethod};
 use crate::decode::{self, Limits};
 use crate::detect::{BlazeFace, Detector, Face, Variant};
+use crate::error::Context;
 use crate::landmarks::{self, BoxMap, LandmarkModel};
 use crate::{fsutil, progress};
 

@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Context;
 use facegender_core::ert::{Point, Rect, ShapePredictor};
 use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::decode::{Limits, decode_file};
 use crate::detect::{Detector, Face};
+use crate::error::Context;
 use crate::landmarks::{self, BoxMap};
 
 #[derive(Deserialize)]

@@ -4,9 +4,8 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use facegender_pipeline::error::Context;
-
 use facegender_pipeline::dataset::crops::Split;
+use facegender_pipeline::error::Context;
 use facegender_pipeline::eval::{Engine, Outputs};
 
 use crate::data;
@@ -48,6 +47,22 @@ impl Trained {
         })
     }
 
+    /// Logits for every image of `split` (row-major `[n, classes]`), in batches of 256;
+    /// `done(n)` after each batch of `n`.
+    pub fn all_logits(
+        &self,
+        split: &Split,
+        mut done: impl FnMut(usize),
+    ) -> facegender_pipeline::Result<Vec<f32>> {
+        let idx: Vec<usize> = (0..split.len()).collect();
+        let mut out = Vec::with_capacity(split.len() * self.classes.len());
+        for chunk in idx.chunks(256) {
+            out.extend(self.logits(split, chunk)?);
+            done(chunk.len());
+        }
+        Ok(out)
+    }
+
     /// Logits for the images at `idx` of `split` (row-major `[n, classes]`).
     pub fn logits(&self, split: &Split, idx: &[usize]) -> facegender_pipeline::Result<Vec<f32>> {
         let side = self.config.model.input;
@@ -65,13 +80,8 @@ impl Trained {
 /// Runs the float model of `run` on every image.
 pub fn run_float(run: &Path, split: &Split) -> facegender_pipeline::Result<Outputs> {
     let t = Trained::load(run)?;
-    let idx: Vec<usize> = (0..split.len()).collect();
-    let mut logits = Vec::with_capacity(split.len());
-    for chunk in idx.chunks(256) {
-        let v = t.logits(split, chunk)?;
-        let c = v.len() / chunk.len();
-        logits.extend(v.chunks(c).map(<[f32]>::to_vec));
-    }
+    let flat = t.all_logits(split, |_| {})?;
+    let logits = flat.chunks(t.classes.len()).map(<[f32]>::to_vec).collect();
     Ok(Outputs {
         engine: Engine::Float,
         logits,

@@ -4,14 +4,13 @@ use std::path::Path;
 
 use anyhow::Context;
 use facegender_export::classifier;
+use facegender_pipeline::classify::mirror_mean;
 use facegender_pipeline::cpu;
 use facegender_pipeline::dataset::crops::{Split, load_split, mirrored};
 use facegender_pipeline::dataset::groups::groups_from_labels;
-use facegender_pipeline::dataset::{self};
 use facegender_pipeline::eval::chart::confusion_and_roc;
 use facegender_pipeline::eval::{self, Engine, engines};
-use facegender_pipeline::fsutil;
-use facegender_pipeline::{model_dir, progress};
+use facegender_pipeline::{dataset, fsutil, model_dir, progress};
 use facegender_train::inference::{Trained, run_float};
 use facegender_train::{teacher, training};
 
@@ -41,22 +40,11 @@ pub fn teacher_logits(a: TeacherLogitsArgs, g: &Global) -> anyhow::Result<()> {
     let side = t.config.model.input as u32;
     let split = load_split(&a.data, Some(&t.classes), side, progress)?;
     let bar = progress::bar(split.len(), progress);
-    let logits_of = |s: &Split| -> anyhow::Result<Vec<f32>> {
-        let idx: Vec<usize> = (0..s.len()).collect();
-        let mut out = Vec::with_capacity(s.len() * t.classes.len());
-        for chunk in idx.chunks(256) {
-            out.extend(t.logits(s, chunk)?);
-            bar.inc(chunk.len() as u64);
-        }
-        Ok(out)
-    };
-    let mut logits = logits_of(&split)?;
+    let mut logits = t.all_logits(&split, |n| bar.inc(n as u64))?;
     if a.mirror {
         bar.set_position(0);
-        let m = logits_of(&mirrored(&split))?;
-        for (v, w) in logits.iter_mut().zip(m) {
-            *v = 0.5 * (*v + w);
-        }
+        let m = t.all_logits(&mirrored(&split), |n| bar.inc(n as u64))?;
+        logits = mirror_mean(&logits, &m);
     }
     bar.finish_and_clear();
     teacher::write(&a.out, &t.classes, &split.names, &logits)?;

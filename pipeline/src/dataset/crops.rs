@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Context;
 use image::RgbImage;
 use image::imageops::FilterType;
 use indicatif::ParallelProgressIterator;
 use rayon::prelude::*;
 
 use crate::decode::{Limits, decode_file};
+use crate::error::Context;
 use crate::progress;
 
 /// Images of one split, decoded and resized to the network input, with labels.

@@ -3,10 +3,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::error::Context;
-
 use super::crop_key;
 use super::crops::Split;
+use crate::error::Context;
 
 /// `attribute=value` groups per image from FairFace-style labels.csv files (`path,gender,
 /// age_group,race`), matched on class and file stem (crops keep the photo's relative path).

@@ -7,9 +7,9 @@ pub mod split;
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Context;
 use sha2::{Digest, Sha256};
 
+use crate::error::Context;
 use crate::fsutil;
 
 /// One labelled image: its class (sub-folder name) and path relative to the class folder.

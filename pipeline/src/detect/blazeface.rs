@@ -12,7 +12,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::Context;
 use facegender_core::detect::{self, AnchorSpec, Detection};
 use image::RgbImage;
 use prost::Message;
@@ -22,6 +21,7 @@ use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, TensorProto};
 use tract_onnx::prelude::*;
 
 use super::face::{Detector, Face};
+use crate::error::Context;
 use crate::model_dir;
 
 /// Which BlazeFace model.

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use crate::error::Context;
 use facegender_core::nn::model::Model;
 use facegender_core::nn::onnx::{InputKind, TractModel};
 use rayon::prelude::*;
@@ -13,6 +12,7 @@ use tract_onnx::prelude::*;
 use super::{Engine, Outputs};
 use crate::classify::{batch_one_nchw, core_input, nhwc_input};
 use crate::dataset::crops::Split;
+use crate::error::Context;
 use crate::model_dir;
 
 /// Runs the float ONNX (`model.onnx`) through tract, one image at a time (batch 1).
