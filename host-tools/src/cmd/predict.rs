@@ -9,6 +9,8 @@ use facegender_pipeline::model_dir::{self};
 use facegender_pipeline::predict::{self, DeviceModels};
 use facegender_pipeline::preprocess::HostModels;
 use facegender_pipeline::{fsutil, progress};
+use indicatif::ParallelProgressIterator;
+use rayon::prelude::*;
 
 use crate::args::{BenchArgs, DemoArgs, Global, PredictArgs};
 use crate::output::{Partial, out};
@@ -16,8 +18,6 @@ use crate::{bench, demo};
 
 pub fn predict(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
     let (models_dir, dlib, progress) = (g.models.as_path(), g.dlib.as_path(), g.progress);
-    use indicatif::ParallelProgressIterator;
-    use rayon::prelude::*;
     anyhow::ensure!(
         (0.0..=1.0).contains(&a.min_probability),
         "--min-probability must be in [0, 1]"
