@@ -163,6 +163,29 @@ impl<'a> RgbView<'a> {
         self.height
     }
 
+    /// The `w` x `h` window whose top-left pixel is (x, y), or `None` where it leaves the image
+    /// or is empty (dlib's `sub_image`).
+    pub fn window(&self, x: usize, y: usize, w: usize, h: usize) -> Option<Self> {
+        let fits =
+            |at: usize, n: usize, of: usize| n > 0 && at.checked_add(n).is_some_and(|e| e <= of);
+        if !fits(x, w, self.width) || !fits(y, h, self.height) {
+            return None;
+        }
+        let bytes = match self.format {
+            PixelFormat::Rgb888 => 3,
+            PixelFormat::Rgb565 => 2,
+        };
+        let start = y * self.stride + x * bytes;
+        let end = (y + h - 1) * self.stride + (x + w) * bytes;
+        Some(Self {
+            data: &self.data[start..end],
+            width: w,
+            height: h,
+            stride: self.stride,
+            format: self.format,
+        })
+    }
+
     /// Pixel at (x, y) as 8-bit RGB; both must be inside the image. RGB565 channels are widened
     /// by repeating their top bits (`r5 -> r5 << 3 | r5 >> 2`).
     #[inline]

@@ -7,6 +7,7 @@
 //! - [`detect`]: BlazeFace anchor decoding and weighted NMS over fixed-capacity buffers.
 //! - [`align`]: openface-style 3-point and least-squares similarity alignment, bilinear warps.
 //! - [`chain`]: the device chain, frame to label, stage by stage.
+//! - `dlib` (feature `std`): dlib's serialisation, read with the offset of every fault.
 //! - [`container`]: the 32-byte header both model files share (magic, version, length, CRC).
 //! - [`image`]: checked grey and RGB (888 or 565) image views.
 //! - [`frame`]: camera frame to detector input (integer letterbox and resampling).
@@ -29,6 +30,8 @@ pub mod align;
 pub mod chain;
 pub mod container;
 pub mod detect;
+#[cfg(feature = "std")]
+pub mod dlib;
 pub mod ert;
 pub mod frame;
 pub mod image;

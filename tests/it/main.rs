@@ -2,6 +2,7 @@
 
 mod cli;
 mod demo;
+mod descriptor;
 mod detector;
 mod firmware;
 mod landmarks;

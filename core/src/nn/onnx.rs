@@ -48,7 +48,7 @@ fn t_name(t: u16) -> String {
 /// The element types initializers hold: their ONNX data type, and where their values go (where
 /// the exporter has always put them, so files stay byte for byte the same: floats and int64s in
 /// their typed fields, int8 and int32 as little-endian raw bytes).
-trait Element: Copy {
+pub trait Element: Copy {
     const DATA_TYPE: DataType;
     fn store(data: &[Self], t: &mut TensorProto);
 }
@@ -71,7 +71,7 @@ element!(
 );
 
 /// An initializer of `dims` holding `data`.
-fn tensor<T: Element>(name: &str, dims: &[i64], data: &[T]) -> TensorProto {
+pub fn tensor<T: Element>(name: &str, dims: &[i64], data: &[T]) -> TensorProto {
     let mut t = TensorProto {
         name: name.into(),
         dims: dims.to_vec(),
@@ -82,7 +82,8 @@ fn tensor<T: Element>(name: &str, dims: &[i64], data: &[T]) -> TensorProto {
     t
 }
 
-fn value_info(name: &str, elem: DataType, dims: &[i64]) -> ValueInfoProto {
+/// A graph input or output of type `elem` and shape `dims`.
+pub fn value_info(name: &str, elem: DataType, dims: &[i64]) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|&d| Dimension {
@@ -111,7 +112,8 @@ fn attribute(name: &str, kind: AttributeType) -> AttributeProto {
     }
 }
 
-fn ints(name: &str, v: &[i64]) -> AttributeProto {
+/// An `ints` attribute.
+pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
     let ints = v.to_vec();
     AttributeProto {
         ints,
@@ -119,14 +121,16 @@ fn ints(name: &str, v: &[i64]) -> AttributeProto {
     }
 }
 
-fn int(name: &str, i: i64) -> AttributeProto {
+/// An `int` attribute.
+pub fn int(name: &str, i: i64) -> AttributeProto {
     AttributeProto {
         i,
         ..attribute(name, AttributeType::Int)
     }
 }
 
-fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+/// A node of `op` named after its one output.
+pub fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
     NodeProto {
         op_type: op.into(),
         name: format!("{op}_{output}"),
