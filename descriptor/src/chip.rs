@@ -5,8 +5,7 @@
 //! dlib's mean face (landmarks 27-54 and 60-64: nose, eyes, outer lips) to the landmarks. dlib
 //! stores it as a rectangle and an angle, and samples the rotated rectangle with bilinear
 //! interpolation; when the rectangle is more than twice the chip's side it first halves the image
-//! with `pyramid_down<2>` (not done here: [`extract`] reports such faces as
-//! [`ChipError::NeedsPyramid`] for [`extract_any`] to resample directly).
+//! with `pyramid_down<2>` as often as needed.
 
 use facegender_core::align::{Affine, AlignError, fit_similarity, warp_rgb};
 use facegender_core::image::RgbView;
@@ -184,24 +183,59 @@ fn round(v: f64) -> i64 {
     (v + 0.5).floor() as i64
 }
 
-/// `extract_image_chip` with bilinear interpolation into `out` (`size` x `size` x 3), for faces
-/// dlib samples from the image itself (no pyramid level).
-pub fn extract(img: &RgbView<'_>, d: &ChipDetails, out: &mut [u8]) -> Result<(), ChipError> {
-    if d.rect.down().area() > (d.size * d.size) as f64 {
-        return Err(ChipError::NeedsPyramid);
+/// dlib's `pyramid_down<2>` on RGB: a separable 5-tap [1 4 6 4 1] filter, every other row and
+/// column kept, sums truncated by 256; `None` for images of 8 pixels or fewer on a side (dlib
+/// returns an empty image). Packed RGB out, with its width and height.
+pub fn pyramid_down(img: &RgbView<'_>) -> Option<(Vec<u8>, usize, usize)> {
+    let (w, h) = (img.width(), img.height());
+    if w <= 8 || h <= 8 {
+        return None;
     }
-    sample(img, d, out)
+    let (tw, dw, dh) = ((w - 3) / 2, (w - 3) / 2, (h - 3) / 2);
+    // rows filtered, every other column kept
+    let mut temp = vec![[0u32; 3]; h * tw];
+    for r in 0..h {
+        for c in 0..tw {
+            let p = |k: usize| img.get(2 * c + k, r);
+            let (p1, p2, p3, p4, p5) = (p(0), p(1), p(2), p(3), p(4));
+            for ch in 0..3 {
+                temp[r * tw + c][ch] = p1[ch] as u32
+                    + 4 * p2[ch] as u32
+                    + 6 * p3[ch] as u32
+                    + 4 * p4[ch] as u32
+                    + p5[ch] as u32;
+            }
+        }
+    }
+    let mut down = vec![0u8; dw * dh * 3];
+    for dr in 0..dh {
+        let r = 2 + 2 * dr;
+        for c in 0..tw {
+            for ch in 0..3 {
+                let t = |k: usize| temp[k * tw + c][ch];
+                let sum = t(r - 2) + 4 * t(r - 1) + 6 * t(r) + 4 * t(r + 1) + t(r + 2);
+                down[(dr * dw + c) * 3 + ch] = (sum / 256) as u8;
+            }
+        }
+    }
+    Some((down, dw, dh))
 }
 
-/// [`extract`], and for faces that need dlib's pyramid, bilinear sampling of the image itself
-/// (close to dlib's chip, not equal: no low-pass before the downscale).
-pub fn extract_any(img: &RgbView<'_>, d: &ChipDetails, out: &mut [u8]) -> Result<(), ChipError> {
-    sample(img, d, out)
-}
-
-fn sample(img: &RgbView<'_>, d: &ChipDetails, out: &mut [u8]) -> Result<(), ChipError> {
-    // The rotated rectangle's bounds, grown by 2 pixels and clipped to the image: dlib samples
-    // this sub-image, so its corner shifts the transform by whole pixels.
+/// `extract_image_chip` with bilinear interpolation into `out` (`size` x `size` x 3). Faces more
+/// than twice the chip's size are sampled from levels of [`pyramid_down`], as dlib does.
+pub fn extract(img: &RgbView<'_>, d: &ChipDetails, out: &mut [u8]) -> Result<(), ChipError> {
+    let size = (d.size * d.size) as f64;
+    if out.len() != d.size * d.size * 3 {
+        return Err(AlignError::OutputLength.into());
+    }
+    // How deep the pyramid goes, and the margin its filter needs around the face.
+    let (mut depth_rect, mut grow) = (d.rect.down(), 2.0);
+    while depth_rect.area() > size {
+        depth_rect = depth_rect.down();
+        grow = grow * 2.0 + 2.0;
+    }
+    // The rotated rectangle's bounds, grown and clipped to the image: dlib samples this
+    // sub-image, so its corner shifts the transform by whole pixels.
     let c = d.rect.center();
     let corners = [
         [d.rect.l, d.rect.t],
@@ -213,32 +247,53 @@ fn sample(img: &RgbView<'_>, d: &ChipDetails, out: &mut [u8]) -> Result<(), Chip
     let fold = |f: fn(f64, f64) -> f64, k: usize| {
         corners[1..].iter().fold(corners[0][k], |a, p| f(a, p[k]))
     };
-    let grow = 2.0;
     let (w, h) = (img.width() as f64, img.height() as f64);
     let bl = round((fold(f64::min, 0) - grow).max(0.0));
     let bt = round((fold(f64::min, 1) - grow).max(0.0));
     let br = round((fold(f64::max, 0) + grow).min(w - 1.0));
     let bb = round((fold(f64::max, 1) + grow).min(h - 1.0));
-    if br < bl || bb < bt {
-        return Err(ChipError::Outside);
-    }
-    let sub = img.window(
-        bl as usize,
-        bt as usize,
-        (br - bl + 1) as usize,
-        (bb - bt + 1) as usize,
-    );
+    let sub = (br >= bl && bb >= bt)
+        .then(|| {
+            img.window(
+                bl as usize,
+                bt as usize,
+                (br - bl + 1) as usize,
+                (bb - bt + 1) as usize,
+            )
+        })
+        .flatten();
     let Some(sub) = sub else {
         return Err(ChipError::Outside);
     };
-    // The rectangle in sub-image coordinates, its corners rotated; chip corners (0, 0),
-    // (size-1, 0), (0, size-1) map onto them.
-    let rect = Rect {
+    // The rectangle in sub-image coordinates, then down the pyramid while it stays over twice
+    // the chip.
+    let mut rect = Rect {
         l: d.rect.l - bl as f64,
         t: d.rect.t - bt as f64,
         r: d.rect.r - bl as f64,
         b: d.rect.b - bt as f64,
     };
+    let mut levels: Vec<(Vec<u8>, usize, usize)> = Vec::new();
+    while rect.down().area() > size {
+        rect = rect.down();
+        let next = match levels.last() {
+            None => pyramid_down(&sub),
+            Some((px, lw, lh)) => {
+                pyramid_down(&RgbView::packed(px, *lw, *lh).map_err(|_| ChipError::Outside)?)
+            }
+        };
+        let Some(next) = next else {
+            // dlib's pyramid of a tiny image is empty: every chip pixel is background
+            out.fill(0);
+            return Ok(());
+        };
+        levels.push(next);
+    }
+    let source = match levels.last() {
+        None => sub,
+        Some((px, lw, lh)) => RgbView::packed(px, *lw, *lh).map_err(|_| ChipError::Outside)?,
+    };
+    // chip corners (0, 0), (size-1, 0), (0, size-1) onto the rectangle's rotated corners
     let c = rect.center();
     let tl = rotate(c, [rect.l, rect.t], d.angle);
     let tr = rotate(c, [rect.r, rect.t], d.angle);
@@ -254,6 +309,53 @@ fn sample(img: &RgbView<'_>, d: &ChipDetails, out: &mut [u8]) -> Result<(), Chip
             tl[1],
         ],
     };
-    warp_rgb(&sub, &a, d.size, out)?;
+    warp_rgb(&source, &a, d.size, out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pyramid_down_keeps_a_flat_image_flat_and_sizes_like_dlib() {
+        let px = vec![200u8; 21 * 13 * 3];
+        let img = RgbView::packed(&px, 21, 13).unwrap();
+        let (down, w, h) = pyramid_down(&img).unwrap();
+        assert_eq!((w, h), (9, 5));
+        // 200 * 16 * 16 / 256 = 200 exactly
+        assert!(down.iter().all(|&v| v == 200));
+        assert!(pyramid_down(&RgbView::packed(&px[..8 * 13 * 3], 8, 13).unwrap()).is_none());
+    }
+
+    #[test]
+    fn pyramid_down_filters_1_4_6_4_1_and_truncates() {
+        // one bright pixel at (4, 4) of a 9 x 9 image: output (1, 1) takes rows/cols 2..=6,
+        // weight 6 x 6 = 36 of 256
+        let mut px = vec![0u8; 9 * 9 * 3];
+        px[(4 * 9 + 4) * 3] = 255;
+        let (down, w, h) = pyramid_down(&RgbView::packed(&px, 9, 9).unwrap()).unwrap();
+        assert_eq!((w, h), (3, 3));
+        assert_eq!(down[(w + 1) * 3], (255 * 36 / 256) as u8);
+        // (0, 0) takes rows/cols 0..=4: weight 1 x 1
+        assert_eq!(down[0], 0);
+    }
+
+    #[test]
+    fn a_face_beyond_the_image_is_an_error() {
+        let px = vec![0u8; 20 * 20 * 3];
+        let img = RgbView::packed(&px, 20, 20).unwrap();
+        let d = ChipDetails {
+            rect: Rect {
+                l: 500.0,
+                t: 500.0,
+                r: 600.0,
+                b: 600.0,
+            },
+            angle: 0.0,
+            size: 150,
+        };
+        let mut out = vec![0u8; 150 * 150 * 3];
+        assert_eq!(extract(&img, &d, &mut out), Err(ChipError::Outside));
+    }
 }

@@ -4,13 +4,15 @@
 //! - [`network`]: the architecture, and the weights read from dlib's own file (typed errors
 //!   naming the byte of any fault).
 //! - [`chip`]: dlib's 150 px face chip from the 68 landmarks.
-//! - [`graph`]: the network as ONNX, optimised and run by tract.
+//! - [`graph`]: the network as ONNX, optimised and run by tract (the engine in use).
+//! - [`reference`]: the same network in plain loops: the check on tract, timed beside it.
 //!
 //! [`FaceNet`] ties them: a photo and a face's landmarks in, the 128-D descriptor out.
 
 pub mod chip;
 pub mod graph;
 pub mod network;
+pub mod reference;
 
 use std::path::Path;
 
@@ -44,6 +46,8 @@ pub enum Error {
 /// The face-recognition network, loaded and ready (share it across threads).
 pub struct FaceNet {
     net: graph::TractNet,
+    /// The network as read, for the reference engine.
+    pub network: network::Network,
 }
 
 impl FaceNet {
@@ -58,9 +62,10 @@ impl FaceNet {
 
     /// Reads dlib's file from memory.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let net = network::Network::parse(bytes)?;
+        let network = network::Network::parse(bytes)?;
         Ok(Self {
-            net: graph::TractNet::new(&net).map_err(Error::Tract)?,
+            net: graph::TractNet::new(&network).map_err(Error::Tract)?,
+            network,
         })
     }
 
@@ -86,6 +91,6 @@ impl FaceNet {
 pub fn face_chip(img: &RgbView<'_>, landmarks: &[[f64; 2]]) -> Result<Vec<u8>, chip::ChipError> {
     let d = chip::details(landmarks, CHIP_SIZE, chip::PADDING)?;
     let mut out = vec![0u8; CHIP_SIZE * CHIP_SIZE * 3];
-    chip::extract_any(img, &d, &mut out)?;
+    chip::extract(img, &d, &mut out)?;
     Ok(out)
 }

@@ -78,6 +78,18 @@ pub enum Command {
         after_help = "Example:\n  facegender augment --input crops/ --output aug/ --per-image 4 --seed 1 --grid sheet.png"
     )]
     Augment(AugmentArgs),
+    /// Run the host chain on labelled photos and cache, per photo, dlib's face-recognition
+    /// descriptor and the student's logits (what train-host and teacher-logits --host read).
+    #[command(
+        after_help = "Examples:\n  facegender describe --input ../shared/data/fairface-train --input ../shared/data/fairface-train-extra --out data/descriptors\n  facegender describe --input photos/ --out data/descriptors --student models/gender\n\nRe-running the same command resumes: photos already in the cache are skipped."
+    )]
+    Describe(DescribeArgs),
+    /// Train the host-grade classifier's head on cached descriptors and choose how it is combined
+    /// with the student, on the split of the student's model; evaluate on its test photos.
+    #[command(
+        after_help = "Examples:\n  facegender train-host --descriptors data/descriptors --out models/gender-host\n  facegender train-host --descriptors data/descriptors --out models/gender-host --labels ../shared/data/fairface-train/labels.csv --labels ../shared/data/fairface-train-extra/labels.csv"
+    )]
+    TrainHost(TrainHostArgs),
     /// Train the classifier (burn, CPU) on a split folder holding train/ and val/.
     #[command(
         after_help = "Examples:\n  facegender train --data data/ --out runs/gender\n  facegender train --data data/ --out runs/gender --config configs/gender.toml\n  facegender train --data data/ --out runs/gender --resume\n  facegender train --data data/ --out runs/gender-more --config configs/gender.toml --init-from runs/gender\n  facegender train --data data/ --out runs/cmp --compare-backends 5\n  facegender train --data data/ --out runs/cmp --config configs/gender.toml --compare-backends 100 --backends flex"
@@ -86,7 +98,7 @@ pub enum Command {
     /// Write a run's float logits for every crop of a split: the teacher file `train.distill`
     /// reads (a larger network trained elsewhere writes the same CSV).
     #[command(
-        after_help = "Examples:\n  facegender teacher-logits --run runs/teacher --data data/split64-all/train --out teacher.csv --mirror\n\nThen, in the student's config:\n  [train.distill]\n  logits = \"teacher.csv\"\n  weight = 0.5\n  temperature = 2.0"
+        after_help = "Examples:\n  facegender teacher-logits --run runs/teacher --data data/split64-all/train --out teacher.csv --mirror\n  facegender teacher-logits --host models/gender-host --descriptors data/descriptors --out teacher.csv\n\nThen, in the student's config:\n  [train.distill]\n  logits = \"teacher.csv\"\n  weight = 0.5\n  temperature = 2.0"
     )]
     TeacherLogits(TeacherLogitsArgs),
     /// Quantise a trained run to int8 and write float ONNX, int8 ONNX and the core model file.
@@ -322,11 +334,18 @@ pub struct TrainArgs {
 #[derive(Args, Debug)]
 pub struct TeacherLogitsArgs {
     /// The teacher: a training run folder (config.toml, classes.json, best.bpk).
-    #[arg(long)]
-    pub run: PathBuf,
+    #[arg(long, required_unless_present = "host", conflicts_with = "host")]
+    pub run: Option<PathBuf>,
     /// Crops, one sub-folder per class (the student's training split).
+    #[arg(long, required_unless_present = "host")]
+    pub data: Option<PathBuf>,
+    /// The teacher: a host model folder (models/gender-host), its logits combined from a
+    /// describe cache (--descriptors) for the training photos of the student's split.
+    #[arg(long, requires = "descriptors")]
+    pub host: Option<PathBuf>,
+    /// The describe cache the host teacher reads.
     #[arg(long)]
-    pub data: PathBuf,
+    pub descriptors: Option<PathBuf>,
     /// The CSV to write (`name,<classes...>`); an existing file is refused.
     #[arg(long)]
     pub out: PathBuf,
@@ -391,7 +410,8 @@ pub struct PredictArgs {
     /// Photos or folders (searched recursively).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Exported model folder (default: the shipped models/gender).
+    /// Exported model folder (default: the shipped models/gender), or a host model folder
+    /// (models/gender-host: the student combined with dlib's face-recognition descriptor).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// One JSON object per photo on stdout.
@@ -418,6 +438,46 @@ pub struct PredictArgs {
     /// more accurate on FairFace validation (see the model card). Host chain only.
     #[arg(long, conflicts_with = "device_chain")]
     pub mirror: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    /// Folders of labelled photos, one sub-folder per class (repeat for several).
+    #[arg(long, short, required = true)]
+    pub input: Vec<PathBuf>,
+    /// Cache folder (descriptors.csv and describe.json).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// The student's model folder (default: the shipped models/gender).
+    #[arg(long)]
+    pub student: Option<PathBuf>,
+    /// Only the first N photos (evenly spread over the listing), for a quick look.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainHostArgs {
+    /// A describe cache folder.
+    #[arg(long)]
+    pub descriptors: PathBuf,
+    /// The photos' split, `photo,split` (default: the student's split.csv).
+    #[arg(long)]
+    pub split: Option<PathBuf>,
+    /// The student's model folder (default: the shipped models/gender).
+    #[arg(long)]
+    pub student: Option<PathBuf>,
+    /// Host model folder to write (host.json, eval.json).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// FairFace-style labels.csv files for per-group tables (repeat).
+    #[arg(long)]
+    pub labels: Vec<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Replace an existing host.json.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use args::{Cli, Command};
-use cmd::{data, device, predict, train};
+use cmd::{data, device, host, predict, train};
 use output::{EXIT_SOME_FAILED, Partial};
 
 fn main() -> ExitCode {
@@ -45,6 +45,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Filter(a) => data::filter(a, &g),
         Command::Split(a) => data::split(a, &g),
         Command::Augment(a) => data::augment(a, &g),
+        Command::Describe(a) => host::describe(a, &g),
+        Command::TrainHost(a) => host::train_host(a, &g),
         Command::Train(a) => train::train(a, &g),
         Command::TeacherLogits(a) => train::teacher_logits(a, &g),
         Command::Export(a) => train::export(a, &g),

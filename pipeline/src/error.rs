@@ -103,6 +103,8 @@ from_core!(
     facegender_core::detect::DetectError,
     facegender_core::ert::format::ErtError,
     facegender_core::ert::dlib::DlibError,
+    facegender_descriptor::Error,
+    facegender_descriptor::chip::ChipError,
     facegender_core::image::ImageError,
     facegender_core::nn::format::FormatError,
     facegender_core::nn::model::RunError,

@@ -2,7 +2,8 @@
 //!
 //! The chain is the training chain: decode, BlazeFace, dlib-style box, 68 landmarks, the same
 //! alignment and crop the model was trained on (recorded in `model.json`), then the int8 model in
-//! `facegender-core`. Faces narrower than `--min-face` pixels are reported `too_small` and faces
+//! `facegender-core`. With a host model ([`crate::host`]), dlib's face-recognition descriptor of
+//! the same landmarks goes through the head too, and the label comes from the combined logits. Faces narrower than `--min-face` pixels are reported `too_small` and faces
 //! whose top probability is below `--min-probability` are reported `uncertain`; neither gets a
 //! label.
 
@@ -15,6 +16,7 @@ use crate::align;
 use crate::classify::Classifier;
 use crate::decode::{Limits, decode_file};
 use crate::detect::Int8Detector;
+use crate::host::{HostModel, Weights};
 use crate::model_dir::ChainInfo;
 use crate::preprocess::{Models, faces_with_landmarks};
 
@@ -47,6 +49,11 @@ pub struct FaceResult {
     /// The int8 logits; with mirroring, the crop's and then its mirror image's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logits: Option<Vec<i8>>,
+    /// Host model only: the descriptor head's logits and the combined logits the label is from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_logits: Option<Vec<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub combined_logits: Option<Vec<f32>>,
     /// BlazeFace's six keypoints in photo pixels, exactly (device chain only): right eye, left
     /// eye, nose, mouth, right ear, left ear.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,6 +79,8 @@ impl FaceResult {
             label: None,
             probability: None,
             logits: None,
+            head_logits: None,
+            combined_logits: None,
             keypoints,
             landmarks,
         }
@@ -89,10 +98,12 @@ pub struct ImageResult {
     pub faces: Vec<FaceResult>,
 }
 
-/// Runs the chain on one photo.
+/// Runs the chain on one photo; with `host`, the host-grade classifier (student and descriptor
+/// head combined).
 pub fn predict_image(
     m: &Models<'_>,
     c: &Classifier<'_>,
+    host: Option<&HostModel>,
     cfg: &Config,
     path: &Path,
     annotate: Option<&Path>,
@@ -108,9 +119,19 @@ pub fn predict_image(
             let fr = FaceResult::found(i, f.face.bbox, f.face.score, None, landmarks);
             (fr, f.face.width())
         },
-        |img, f| c.crop(img, &f.landmarks),
+        |img, f| {
+            let crop = c.crop(img, &f.landmarks)?;
+            let head = host
+                .map(|h| Ok::<_, crate::Error>((h.info.weights, h.head_logits(img, &f.landmarks)?)))
+                .transpose()?;
+            Ok((crop, head))
+        },
     )
 }
+
+/// A face's crop for the student, and with a host model the combination's weights and the head's
+/// logits.
+type Classified = (RgbImage, Option<(Weights, Vec<f32>)>);
 
 /// What both chains do around their own detection and alignment: decode the photo (or report
 /// it `unreadable`), find its faces (`find`), describe each (`describe`: its row and its width
@@ -122,7 +143,7 @@ fn label_photo<F>(
     cfg: &Config,
     find: impl FnOnce(&RgbImage) -> crate::Result<Vec<F>>,
     describe: impl Fn(usize, &F) -> (FaceResult, f32),
-    crop: impl Fn(&RgbImage, &F) -> crate::Result<RgbImage>,
+    crop: impl Fn(&RgbImage, &F) -> crate::Result<Classified>,
 ) -> ImageResult {
     let mut r = ImageResult {
         image: path.to_path_buf(),
@@ -167,22 +188,27 @@ fn label_photo<F>(
 fn classify_face(
     c: &Classifier<'_>,
     cfg: &Config,
-    crop: crate::Result<RgbImage>,
+    crop: crate::Result<Classified>,
     arena: &mut [u8],
     fr: &mut FaceResult,
 ) -> crate::Result<()> {
     fr.status = "uncertain";
-    let crop = crop?;
+    let (crop, head) = crop?;
     let (mut logits, mut p) = c.classify(&crop, arena)?;
+    let q = c.model.output(0).q;
+    let dequantized = |l: &[i8]| -> Vec<f32> { l.iter().map(|&v| q.dequantize(v)).collect() };
+    let mut student = dequantized(&logits);
     if cfg.mirror {
         let (flipped, _) = c.classify(&crate::augment::hflip(&crop), arena)?;
-        let q = c.model.output(0).q;
-        let dequantized = |l: &[i8]| -> Vec<f32> { l.iter().map(|&v| q.dequantize(v)).collect() };
-        p = crate::classify::probs(&crate::classify::mirror_mean(
-            &dequantized(&logits),
-            &dequantized(&flipped),
-        ));
+        student = crate::classify::mirror_mean(&student, &dequantized(&flipped));
+        p = crate::classify::probs(&student);
         logits.extend(flipped);
+    }
+    if let Some((weights, head)) = head {
+        let combined = weights.combine(&head, &student);
+        p = crate::classify::probs(&combined);
+        fr.head_logits = Some(head);
+        fr.combined_logits = Some(combined);
     }
     let best = (0..p.len()).fold(0, |b, k| if p[k] > p[b] { k } else { b });
     fr.probability = Some(p[best]);
@@ -358,6 +384,6 @@ pub fn predict_device(
             );
             (fr, f.size[0])
         },
-        |img, f| align::keypoint_crop(img, f, &template),
+        |img, f| Ok((align::keypoint_crop(img, f, &template)?, None)),
     )
 }

@@ -3,5 +3,6 @@
 
 pub mod data;
 pub mod device;
+pub mod host;
 pub mod predict;
 pub mod train;

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use facegender_pipeline::classify::Classifier;
 use facegender_pipeline::detect::Variant;
+use facegender_pipeline::host::{HostInfo, HostModel, is_host_model};
 use facegender_pipeline::model_dir::{self};
 use facegender_pipeline::predict::{self, DeviceModels};
 use facegender_pipeline::preprocess::HostModels;
@@ -22,7 +23,18 @@ pub fn predict(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
         (0.0..=1.0).contains(&a.min_probability),
         "--min-probability must be in [0, 1]"
     );
-    let model_dir = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
+    let chosen = a.model.clone().unwrap_or_else(|| models_dir.join("gender"));
+    // A host model folder names its student; the device chain runs the student alone.
+    let host_model = if is_host_model(&chosen) && !a.device_chain {
+        Some(HostModel::load(&chosen)?)
+    } else {
+        None
+    };
+    let model_dir = if is_host_model(&chosen) {
+        HostInfo::student_of(&chosen)?
+    } else {
+        chosen
+    };
     let (info, bytes) = model_dir::read_classifier(&model_dir)?;
     let classifier = Classifier::new(&bytes, info)?;
     let host = HostModels::load(models_dir, dlib, a.detector)?;
@@ -49,7 +61,14 @@ pub fn predict(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
         .progress_with(bar.clone())
         .map(|p| match &device {
             Some(d) => predict::predict_device(d, &classifier, &cfg, p, a.annotate.as_deref()),
-            None => predict::predict_image(&m, &classifier, &cfg, p, a.annotate.as_deref()),
+            None => predict::predict_image(
+                &m,
+                &classifier,
+                host_model.as_ref(),
+                &cfg,
+                p,
+                a.annotate.as_deref(),
+            ),
         })
         .collect();
     bar.finish_and_clear();

@@ -10,6 +10,7 @@ use facegender_pipeline::dataset::crops::{Split, load_split, mirrored};
 use facegender_pipeline::dataset::groups::groups_from_labels;
 use facegender_pipeline::eval::chart::confusion_and_roc;
 use facegender_pipeline::eval::{self, Engine, engines};
+use facegender_pipeline::host::HostInfo;
 use facegender_pipeline::{dataset, fsutil, model_dir, progress};
 use facegender_train::inference::{Trained, run_float};
 use facegender_train::{teacher, training};
@@ -36,9 +37,15 @@ pub fn teacher_logits(a: TeacherLogitsArgs, g: &Global) -> anyhow::Result<()> {
         "{} already exists; choose another --out or remove it",
         a.out.display()
     );
-    let t = Trained::load(&a.run)?;
+    if let (Some(host), Some(descriptors)) = (&a.host, &a.descriptors) {
+        return host_teacher_logits(host, descriptors, &a.out, a.mirror);
+    }
+    let (Some(run), Some(data)) = (&a.run, &a.data) else {
+        anyhow::bail!("teacher-logits needs --run and --data, or --host and --descriptors");
+    };
+    let t = Trained::load(run)?;
     let side = t.config.model.input as u32;
-    let split = load_split(&a.data, Some(&t.classes), side, progress)?;
+    let split = load_split(data, Some(&t.classes), side, progress)?;
     let bar = progress::bar(split.len(), progress);
     let mut logits = t.all_logits(&split, |n| bar.inc(n as u64))?;
     if a.mirror {
@@ -50,10 +57,36 @@ pub fn teacher_logits(a: TeacherLogitsArgs, g: &Global) -> anyhow::Result<()> {
     teacher::write(&a.out, &t.classes, &split.names, &logits)?;
     out(&format!(
         "teacher logits of {} for {} crops{} -> {}",
-        a.run.display(),
+        run.display(),
         split.len(),
         if a.mirror { ", mirror-averaged" } else { "" },
         a.out.display()
+    ));
+    Ok(())
+}
+
+/// The host model's combined logits for the training photos of its student's split.
+fn host_teacher_logits(
+    host: &Path,
+    descriptors: &Path,
+    out_path: &Path,
+    mirror: bool,
+) -> anyhow::Result<()> {
+    let info = HostInfo::load(host)?;
+    let split = host.join(&info.student).join("split.csv");
+    let (names, logits) =
+        facegender_train::host::teacher_rows(descriptors, &split, &info, "train", mirror)?;
+    teacher::write(out_path, &info.classes, &names, &logits)?;
+    out(&format!(
+        "teacher logits of the host model {} for {} training photos{} -> {}",
+        host.display(),
+        names.len(),
+        if mirror {
+            ", student mirror-averaged"
+        } else {
+            ""
+        },
+        out_path.display()
     ));
     Ok(())
 }

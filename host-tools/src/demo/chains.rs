@@ -101,7 +101,7 @@ pub fn host_chain(
         scenes.len()
     ));
     let results = predict_all(&photos.all(), inputs.progress, |p| {
-        predict::predict_image(inputs.models, classifier, &SCORING, p, None)
+        predict::predict_image(inputs.models, classifier, None, &SCORING, p, None)
     });
     let score = score_chain(inputs, photos, &results, "predict-host.jsonl")?;
     log.say(chain_lines("host chain", &score));

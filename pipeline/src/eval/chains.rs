@@ -49,7 +49,7 @@ pub fn compare(
         .par_iter()
         .map(|it| {
             bar.inc(1);
-            let host = predict::predict_image(m, c, &cfg, &it.path, None);
+            let host = predict::predict_image(m, c, None, &cfg, &it.path, None);
             let dev = predict::predict_device(d, c, &cfg, &it.path, None);
             [label_of(&host), label_of(&dev)]
         })
