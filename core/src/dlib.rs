@@ -132,7 +132,7 @@ impl<'a> Reader<'a> {
 
     /// A `std::string` (names and version tags: ASCII).
     pub fn string(&mut self) -> Result<String, DlibError> {
-        let n = self.len()?;
+        let n = self.vec_len()?;
         let s = self.take(n)?;
         match core::str::from_utf8(s) {
             Ok(s) => Ok(s.into()),
@@ -141,7 +141,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A vector length, bounded by the bytes left (every element takes at least one byte).
-    pub fn len(&mut self) -> Result<usize, DlibError> {
+    pub fn vec_len(&mut self) -> Result<usize, DlibError> {
         let n = self.uint()?;
         if n > self.remaining() as u64 {
             return self.err("vector longer than the file");

@@ -491,6 +491,10 @@ pub struct BenchArgs {
     /// Exported model folder (default: the shipped models/gender).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Host model folder whose descriptor and chain are benchmarked too (default:
+    /// models/gender-host when it is there).
+    #[arg(long)]
+    pub host: Option<PathBuf>,
     /// Repetitions for the classifier head-to-head.
     #[arg(long, default_value_t = 200)]
     pub repeats: usize,

@@ -9,10 +9,13 @@ use facegender_core::nn::onnx::{InputKind, TractModel};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use facegender_core::image::RgbView;
+use facegender_descriptor::face_chip;
 use facegender_pipeline::classify::{Classifier, core_input};
 use facegender_pipeline::decode::{Limits, decode_file};
 use facegender_pipeline::detect::DEFAULT_THRESHOLD;
 use facegender_pipeline::detect::int8::detector_input;
+use facegender_pipeline::host::HostModel;
 use facegender_pipeline::model_dir::{self, CORE_MODEL};
 use facegender_pipeline::preprocess::{Models, faces_with_landmarks};
 use facegender_pipeline::{cpu, landmarks};
@@ -53,6 +56,27 @@ pub struct BenchReport {
     pub cpu_features: String,
     pub landmarks_us_per_face: f64,
     pub align_us_per_face: f64,
+    /// dlib's face-recognition ResNet, when a host model is benchmarked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostBench>,
+}
+
+/// The host-grade classifier's costs: the descriptor per face on each engine, and the whole host
+/// chain (student and descriptor head) beside the student's chain.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostBench {
+    /// The engine `predict` uses, and the one timed beside it.
+    pub engine: String,
+    pub chip_us_per_face: f64,
+    /// One chip through the network, batch 1, one thread, repeated.
+    pub descriptor_tract_ms: f64,
+    pub descriptor_plain_loops_ms: f64,
+    /// plain-loop time / tract time (above 1: tract is faster).
+    pub tract_speedup_over_plain_loops: f64,
+    /// Descriptors of the benchmark's faces on all threads (one face per thread at a time).
+    pub descriptor_faces_per_second_all_threads: f64,
+    pub host_chain_images_per_second_1_thread: f64,
+    pub host_chain_images_per_second_all_threads: f64,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -75,10 +99,103 @@ fn chain(
     Ok(faces.len())
 }
 
-/// Runs the benchmark over `files` (stages and throughput) and the engine comparison.
+/// The host chain on one photo: the student and the descriptor head on every face.
+fn host_chain(
+    m: &Models<'_>,
+    c: &Classifier<'_>,
+    h: &HostModel,
+    path: &Path,
+    arena: &mut [u8],
+) -> anyhow::Result<usize> {
+    let img = decode_file(path, &Limits::default())?;
+    let faces = faces_with_landmarks(m, &img, DEFAULT_THRESHOLD, None)?;
+    for f in &faces {
+        let crop = c.crop(&img, &f.landmarks)?;
+        c.classify(&crop, arena)?;
+        h.head_logits(&img, &f.landmarks)?;
+    }
+    Ok(faces.len())
+}
+
+/// The descriptor's engines and the host chain's throughput.
+fn bench_host(
+    m: &Models<'_>,
+    c: &Classifier<'_>,
+    h: &HostModel,
+    files: &[PathBuf],
+    repeats: usize,
+) -> anyhow::Result<HostBench> {
+    let mut chips = Vec::new();
+    let mut chip_s = 0.0;
+    for f in files {
+        let img = decode_file(f, &Limits::default())?;
+        let view = RgbView::packed(img.as_raw(), img.width() as usize, img.height() as usize)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        for face in faces_with_landmarks(m, &img, DEFAULT_THRESHOLD, None)? {
+            let pts: Vec<[f64; 2]> = face
+                .landmarks
+                .iter()
+                .map(|p| [p.x as f64, p.y as f64])
+                .collect();
+            let s = Instant::now();
+            chips.push(face_chip(&view, &pts)?);
+            chip_s += s.elapsed().as_secs_f64();
+        }
+    }
+    anyhow::ensure!(!chips.is_empty(), "no face in the benchmark's photos");
+    let probe = &chips[0];
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let s = Instant::now();
+        for _ in 0..repeats {
+            f();
+        }
+        s.elapsed().as_secs_f64() * 1e3 / repeats as f64
+    };
+    let tract_ms = time(&mut || {
+        let _ = h.net.describe_chip(probe);
+    });
+    let plain_ms = time(&mut || {
+        let _ = facegender_descriptor::reference::describe(&h.net.network, probe);
+    });
+    let s = Instant::now();
+    chips
+        .par_iter()
+        .try_for_each(|chip| h.net.describe_chip(chip).map(|_| ()))?;
+    let faces_per_s = chips.len() as f64 / s.elapsed().as_secs_f64();
+    let mut arena = vec![0u8; c.model.arena_len()];
+    let s = Instant::now();
+    for f in files {
+        host_chain(m, c, h, f, &mut arena)?;
+    }
+    let one = files.len() as f64 / s.elapsed().as_secs_f64();
+    let s = Instant::now();
+    files
+        .par_iter()
+        .map_init(
+            || vec![0u8; c.model.arena_len()],
+            |a, f| host_chain(m, c, h, f, a),
+        )
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let all = files.len() as f64 / s.elapsed().as_secs_f64();
+    Ok(HostBench {
+        engine: "tract 0.23 (ONNX graph, f32; its own kernels for the CPU's features) in use; plain Rust loops beside it".into(),
+        chip_us_per_face: chip_s * 1e6 / chips.len() as f64,
+        descriptor_tract_ms: tract_ms,
+        descriptor_plain_loops_ms: plain_ms,
+        tract_speedup_over_plain_loops: plain_ms / tract_ms,
+        descriptor_faces_per_second_all_threads: faces_per_s,
+        host_chain_images_per_second_1_thread: one,
+        host_chain_images_per_second_all_threads: all,
+    })
+}
+
+/// Runs the benchmark over `files` (stages and throughput) and the engine comparison; with a
+/// host model, its descriptor and chain too.
 pub fn run(
     m: &Models<'_>,
     c: &Classifier<'_>,
+    host: Option<&HostModel>,
     model_dir: &Path,
     detector_int8: &Path,
     files: &[PathBuf],
@@ -199,11 +316,43 @@ pub fn run(
         cpu_features: cpu::features(),
         landmarks_us_per_face: t.landmarks * 1e3 / nf,
         align_us_per_face: t.align * 1e3 / nf,
+        host: host
+            .map(|h| bench_host(m, c, h, files, repeats.clamp(1, 20)))
+            .transpose()?,
     })
 }
 
 /// The terminal table.
 pub fn table(r: &BenchReport) -> String {
+    let mut t = student_table(r);
+    if let Some(h) = &r.host {
+        t.push_str(&format!(
+            "\nhost-grade classifier (dlib face-recognition ResNet + head, with the student)\n\
+             face chip                  {:>8.1} us/face\n\
+             descriptor, tract          {:>8.2} ms/face (batch 1, 1 thread)\n\
+             descriptor, plain loops    {:>8.2} ms/face (tract is {:.1}x faster)\n\
+             descriptor, {} threads      {:>8.1} faces/s\n\
+             host chain, 1 thread       {:>8.1} images/s (student chain: {:.1})\n\
+             host chain, {} threads      {:>8.1} images/s (student chain: {:.1})\n\
+             descriptor engine: {}",
+            h.chip_us_per_face,
+            h.descriptor_tract_ms,
+            h.descriptor_plain_loops_ms,
+            h.tract_speedup_over_plain_loops,
+            r.threads,
+            h.descriptor_faces_per_second_all_threads,
+            h.host_chain_images_per_second_1_thread,
+            r.images_per_second_1_thread,
+            r.threads,
+            h.host_chain_images_per_second_all_threads,
+            r.images_per_second_all_threads,
+            h.engine
+        ));
+    }
+    t
+}
+
+fn student_table(r: &BenchReport) -> String {
     let s = &r.stage_ms;
     format!(
         "{} images, {} faces\n\

@@ -34,18 +34,18 @@ pub fn parse(bytes: &[u8]) -> Result<PredictorSpec, DlibError> {
         return r.err("initial shape is not a list of points");
     }
     let landmarks = initial_shape.len() / 2;
-    let n_cascades = r.len()?;
+    let n_cascades = r.vec_len()?;
     let mut forests = Vec::with_capacity(n_cascades);
     for _ in 0..n_cascades {
-        let n_trees = r.len()?;
+        let n_trees = r.vec_len()?;
         let mut trees = Vec::with_capacity(n_trees);
         for _ in 0..n_trees {
-            let n_splits = r.len()?;
+            let n_splits = r.vec_len()?;
             let mut raw = Vec::with_capacity(n_splits);
             for _ in 0..n_splits {
                 raw.push((r.uint()?, r.uint()?, r.float()?));
             }
-            let n_leaves = r.len()?;
+            let n_leaves = r.vec_len()?;
             let leaves = (0..n_leaves)
                 .map(|_| r.column())
                 .collect::<Result<Vec<_>, _>>()?;
@@ -56,24 +56,24 @@ pub fn parse(bytes: &[u8]) -> Result<PredictorSpec, DlibError> {
         }
         forests.push(trees);
     }
-    if r.len()? != n_cascades {
+    if r.vec_len()? != n_cascades {
         return r.err("anchor list count differs from cascade count");
     }
     let mut anchors = Vec::with_capacity(n_cascades);
     for _ in 0..n_cascades {
-        let n = r.len()?;
+        let n = r.vec_len()?;
         anchors.push(
             (0..n)
                 .map(|_| index(&mut r, landmarks))
                 .collect::<Result<Vec<_>, _>>()?,
         );
     }
-    if r.len()? != n_cascades {
+    if r.vec_len()? != n_cascades {
         return r.err("delta list count differs from cascade count");
     }
     let mut cascades = Vec::with_capacity(n_cascades);
     for (trees, anchors) in forests.into_iter().zip(anchors) {
-        let n = r.len()?;
+        let n = r.vec_len()?;
         let deltas = (0..n)
             .map(|_| Ok((r.float()?, r.float()?)))
             .collect::<Result<Vec<_>, _>>()?;

@@ -103,9 +103,19 @@ pub fn bench(a: BenchArgs, g: &Global) -> anyhow::Result<()> {
         fsutil::image_files(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
     files.truncate(a.limit);
     anyhow::ensure!(!files.is_empty(), "no images in {}", a.input.display());
+    let host_dir = a
+        .host
+        .clone()
+        .unwrap_or_else(|| models_dir.join("gender-host"));
+    let host_model = if is_host_model(&host_dir) {
+        Some(HostModel::load(&host_dir)?)
+    } else {
+        None
+    };
     let report = bench::run(
         &m,
         &classifier,
+        host_model.as_ref(),
         &model_dir,
         &models_dir.join("blazeface-int8"),
         &files,

@@ -445,6 +445,8 @@ mod tests {
             label: Some(label.into()),
             probability: Some(0.9),
             logits: None,
+            head_logits: None,
+            combined_logits: None,
             keypoints: None,
             landmarks: Vec::new(),
         }
