@@ -111,9 +111,10 @@ pub enum Command {
         after_help = "Examples:\n  facegender eval --model models/gender --data data/test\n  facegender eval --model models/gender --run runs/gender --data data/test --labels ../shared/data/fairface-train/labels.csv --labels ../shared/data/fairface-train-extra/labels.csv --out eval/\n  facegender eval --model models/gender --data data/test --engines int8-core --mirror"
     )]
     Eval(EvalArgs),
-    /// Find every face in photos and classify it with the int8 model.
+    /// Find every face in photos and label it: the host-grade classifier (int8 student and dlib's
+    /// face-recognition descriptor), or the int8 student alone, on the host or the device chain.
     #[command(
-        after_help = "Examples:\n  facegender predict photo.jpg\n  facegender predict photos/ --json > faces.jsonl\n  facegender predict group.jpg --annotate out/\n  facegender predict photos/ --mirror\n\nExit status: 0 when every input was read, 3 when some could not be, 1 on other errors."
+        after_help = "Examples:\n  facegender predict photo.jpg\n  facegender predict photo.jpg --model models/gender\n  facegender predict photos/ --json > faces.jsonl\n  facegender predict group.jpg --annotate out/\n  facegender predict photos/ --mirror\n\nExit status: 0 when every input was read, 3 when some could not be, 1 on other errors."
     )]
     Predict(PredictArgs),
     /// Time every stage (decode, detect, landmarks, align, classify with core and tract) and the
@@ -346,6 +347,9 @@ pub struct TeacherLogitsArgs {
     /// The describe cache the host teacher reads.
     #[arg(long)]
     pub descriptors: Option<PathBuf>,
+    /// The host teacher's photo split, `photo,split` (default: its student's split.csv).
+    #[arg(long, requires = "host")]
+    pub split: Option<PathBuf>,
     /// The CSV to write (`name,<classes...>`); an existing file is refused.
     #[arg(long)]
     pub out: PathBuf,
@@ -410,8 +414,9 @@ pub struct PredictArgs {
     /// Photos or folders (searched recursively).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Exported model folder (default: the shipped models/gender), or a host model folder
-    /// (models/gender-host: the student combined with dlib's face-recognition descriptor).
+    /// Model folder: a host model (the student combined with dlib's face-recognition descriptor;
+    /// default: models/gender-host) or an exported student alone (models/gender). The device
+    /// chain always runs the student.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// One JSON object per photo on stdout.

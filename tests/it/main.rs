@@ -5,6 +5,7 @@ mod demo;
 mod descriptor;
 mod detector;
 mod firmware;
+mod host;
 mod landmarks;
 mod no_std;
 mod predict;

@@ -112,8 +112,8 @@ pub fn choose_weights(head: &[Vec<f32>], student: &[Vec<f32>], labels: &[usize])
     for a in 0..=40 {
         for b in 0..=40 {
             let w = Weights {
-                head: a as f32 * 0.05,
-                student: b as f32 * 0.05,
+                head: a as f32 / 20.0,
+                student: b as f32 / 20.0,
             };
             let (loss, _) = head::loss_and_accuracy(&data, |i| w.combine(&head[i], &student[i]));
             if loss < best.0 {
@@ -267,36 +267,59 @@ pub fn host_info(
     }
 }
 
-/// A plain table: accuracy overall and per group of each classifier on one part.
+/// Plain tables: accuracy overall, then per group of each attribute (age groups in age order),
+/// for each classifier on one part.
 pub fn table(scored: &[Scored]) -> String {
-    let mut s = String::new();
-    let groups: Vec<&String> = scored
-        .first()
-        .map(|m| m.metrics.groups.keys().collect())
-        .unwrap_or_default();
-    s.push_str(&format!(
-        "{:<28} {:>7} {:>8}",
-        "classifier", "photos", "accuracy"
-    ));
-    for g in &groups {
-        s.push_str(&format!(" {:>10}", g.split('=').nth(1).unwrap_or(g)));
-    }
-    s.push('\n');
+    let mut s = format!("{:<28} {:>7} {:>8}\n", "classifier", "photos", "accuracy");
     for m in scored {
         s.push_str(&format!(
-            "{:<28} {:>7} {:>7.2}%",
+            "{:<28} {:>7} {:>7.2}%\n",
             m.name,
             m.metrics.images,
             100.0 * m.metrics.accuracy
         ));
-        for g in &groups {
-            let a = m
-                .metrics
-                .groups
-                .get(*g)
-                .map(|g| 100.0 * g.accuracy)
-                .unwrap_or(f64::NAN);
-            s.push_str(&format!(" {a:>9.1}%"));
+    }
+    let Some(first) = scored.first() else {
+        return s;
+    };
+    // `attribute=value` keys, grouped by attribute; values by their leading number, if any
+    let mut keys: Vec<&String> = first.metrics.groups.keys().collect();
+    let order = |k: &String| {
+        let (attr, value) = k.split_once('=').unwrap_or(("", k));
+        let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
+        (
+            attr.to_string(),
+            digits.parse::<u32>().unwrap_or(u32::MAX),
+            value.to_string(),
+        )
+    };
+    keys.sort_by_key(|k| order(k));
+    let mut attrs: Vec<String> = keys.iter().map(|k| order(k).0).collect();
+    attrs.dedup();
+    for attr in attrs {
+        let cols: Vec<&&String> = keys.iter().filter(|k| order(k).0 == attr).collect();
+        s.push_str(&format!("\n{:<28}", format!("by {attr}")));
+        for k in &cols {
+            let v = k.split_once('=').map_or(k.as_str(), |(_, v)| v);
+            s.push_str(&format!(" {:>9}", v.chars().take(9).collect::<String>()));
+        }
+        s.push('\n');
+        for m in scored {
+            s.push_str(&format!("{:<28}", m.name));
+            for k in &cols {
+                let a = m
+                    .metrics
+                    .groups
+                    .get(**k)
+                    .map_or(f64::NAN, |g| 100.0 * g.accuracy);
+                s.push_str(&format!(" {a:>8.1}%"));
+            }
+            s.push('\n');
+        }
+        s.push_str(&format!("{:<28}", "photos"));
+        for k in &cols {
+            let n = first.metrics.groups.get(**k).map_or(0, |g| g.images);
+            s.push_str(&format!(" {n:>9}"));
         }
         s.push('\n');
     }

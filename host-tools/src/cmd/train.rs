@@ -38,7 +38,7 @@ pub fn teacher_logits(a: TeacherLogitsArgs, g: &Global) -> anyhow::Result<()> {
         a.out.display()
     );
     if let (Some(host), Some(descriptors)) = (&a.host, &a.descriptors) {
-        return host_teacher_logits(host, descriptors, &a.out, a.mirror);
+        return host_teacher_logits(host, descriptors, a.split.as_deref(), &a.out, a.mirror);
     }
     let (Some(run), Some(data)) = (&a.run, &a.data) else {
         anyhow::bail!("teacher-logits needs --run and --data, or --host and --descriptors");
@@ -69,11 +69,15 @@ pub fn teacher_logits(a: TeacherLogitsArgs, g: &Global) -> anyhow::Result<()> {
 fn host_teacher_logits(
     host: &Path,
     descriptors: &Path,
+    split: Option<&Path>,
     out_path: &Path,
     mirror: bool,
 ) -> anyhow::Result<()> {
     let info = HostInfo::load(host)?;
-    let split = host.join(&info.student).join("split.csv");
+    let split = match split {
+        Some(s) => s.to_path_buf(),
+        None => host.join(&info.student).join("split.csv"),
+    };
     let (names, logits) =
         facegender_train::host::teacher_rows(descriptors, &split, &info, "train", mirror)?;
     teacher::write(out_path, &info.classes, &names, &logits)?;
