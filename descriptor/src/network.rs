@@ -343,6 +343,51 @@ fn fc(r: &mut Reader<'_>, inputs: usize, outputs: usize) -> Result<Layer, DlibEr
 }
 
 impl Network {
+    /// Multiply-accumulates per chip (convolutions and the fully connected layer).
+    pub fn macs(&self) -> u64 {
+        let mut dims = [3usize, self.size, self.size];
+        let mut tags = [[0usize; 3]; 3];
+        let mut macs = 0u64;
+        for l in &self.layers {
+            match l {
+                Layer::Conv {
+                    inputs,
+                    filters,
+                    k,
+                    stride,
+                    ..
+                } => {
+                    let pad = if *stride == 1 { k / 2 } else { 0 };
+                    let out = |d: usize| (d + 2 * pad - k) / stride + 1;
+                    dims = [*filters, out(dims[1]), out(dims[2])];
+                    macs += (dims[0] * dims[1] * dims[2] * inputs * k * k) as u64;
+                }
+                Layer::MaxPool { k, stride } | Layer::AvgPool { k, stride } if *k > 0 => {
+                    dims = [
+                        dims[0],
+                        (dims[1] - k) / stride + 1,
+                        (dims[2] - k) / stride + 1,
+                    ];
+                }
+                Layer::MaxPool { .. } | Layer::AvgPool { .. } => dims = [dims[0], 1, 1],
+                Layer::AddPrev { tag } => {
+                    let t = tags[*tag as usize];
+                    dims = [0, 1, 2].map(|i| dims[i].max(t[i]));
+                }
+                Layer::Tag(t) => tags[*t as usize] = dims,
+                Layer::Skip(t) => dims = tags[*t as usize],
+                Layer::Fc {
+                    inputs, outputs, ..
+                } => {
+                    macs += (inputs * outputs) as u64;
+                    dims = [*outputs, 1, 1];
+                }
+                Layer::Affine { .. } | Layer::Relu => {}
+            }
+        }
+        macs
+    }
+
     /// Reads dlib's serialised `anet_type`. The whole input must be consumed.
     pub fn parse(bytes: &[u8]) -> Result<Self, DlibError> {
         let spec = architecture();

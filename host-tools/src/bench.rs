@@ -68,6 +68,7 @@ pub struct HostBench {
     /// The engine `predict` uses, and the one timed beside it.
     pub engine: String,
     pub chip_us_per_face: f64,
+    pub descriptor_macs: u64,
     /// One chip through the network, batch 1, one thread, repeated.
     pub descriptor_tract_ms: f64,
     pub descriptor_plain_loops_ms: f64,
@@ -181,6 +182,7 @@ fn bench_host(
     Ok(HostBench {
         engine: "tract 0.23 (ONNX graph, f32; its own kernels for the CPU's features) in use; plain Rust loops beside it".into(),
         chip_us_per_face: chip_s * 1e6 / chips.len() as f64,
+        descriptor_macs: h.net.network.macs(),
         descriptor_tract_ms: tract_ms,
         descriptor_plain_loops_ms: plain_ms,
         tract_speedup_over_plain_loops: plain_ms / tract_ms,
@@ -329,7 +331,7 @@ pub fn table(r: &BenchReport) -> String {
         t.push_str(&format!(
             "\nhost-grade classifier (dlib face-recognition ResNet + head, with the student)\n\
              face chip                  {:>8.1} us/face\n\
-             descriptor, tract          {:>8.2} ms/face (batch 1, 1 thread)\n\
+             descriptor, tract          {:>8.2} ms/face (batch 1, 1 thread; {:.0} M MACs)\n\
              descriptor, plain loops    {:>8.2} ms/face (tract is {:.1}x faster)\n\
              descriptor, {} threads      {:>8.1} faces/s\n\
              host chain, 1 thread       {:>8.1} images/s (student chain: {:.1})\n\
@@ -337,6 +339,7 @@ pub fn table(r: &BenchReport) -> String {
              descriptor engine: {}",
             h.chip_us_per_face,
             h.descriptor_tract_ms,
+            h.descriptor_macs as f64 / 1e6,
             h.descriptor_plain_loops_ms,
             h.tract_speedup_over_plain_loops,
             r.threads,

@@ -111,11 +111,20 @@ fn mirroring_averages_the_crop_and_its_mirror_image() {
         .into_iter()
         .chain(sample_photos("female", 2))
         .collect();
+    let student = crate::support::root().join("models/gender");
     let faces = |extra: &[&str]| -> Vec<Value> {
         let mut c = facegender();
-        c.args(["predict", "-q", "--json", "--min-probability", "0"])
-            .args(extra)
-            .args(&photos);
+        c.args([
+            "predict",
+            "-q",
+            "--json",
+            "--min-probability",
+            "0",
+            "--model",
+        ])
+        .arg(&student)
+        .args(extra)
+        .args(&photos);
         let o = run(c);
         assert!(o.status.success(), "{}", stderr(&o));
         stdout(&o)
@@ -153,6 +162,55 @@ fn mirroring_averages_the_crop_and_its_mirror_image() {
         let best = mean.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let sum: f32 = mean.iter().map(|x| (x - best).exp()).sum();
         let prob = m["probability"].as_f64().unwrap() as f32;
+        assert!((prob - 1.0 / sum).abs() < 1e-5, "{prob} vs {}", 1.0 / sum);
+    }
+
+    // The host model (predict's default) combines the head's logits with that same mean.
+    let host: Value = serde_json::from_slice(
+        &fs::read(crate::support::root().join("models/gender-host/host.json")).unwrap(),
+    )
+    .unwrap();
+    let (wh, ws) = (
+        host["weights"]["head"].as_f64().unwrap() as f32,
+        host["weights"]["student"].as_f64().unwrap() as f32,
+    );
+    let mut c = facegender();
+    c.args([
+        "predict",
+        "-q",
+        "--json",
+        "--min-probability",
+        "0",
+        "--mirror",
+    ])
+    .args(&photos);
+    let o = run(c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (line, m) in stdout(&o).lines().zip(&mirrored) {
+        let f = &serde_json::from_str::<Value>(line).unwrap()["faces"][0];
+        assert_eq!(
+            f["logits"], m["logits"],
+            "the student's passes are the same"
+        );
+        let floats = |v: &Value| -> Vec<f32> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        };
+        let (head, combined) = (floats(&f["head_logits"]), floats(&f["combined_logits"]));
+        let l: Vec<f32> = floats(&f["logits"]);
+        for k in 0..2 {
+            let mean = ((l[k] - zp) * scale + (l[k + 2] - zp) * scale) / 2.0;
+            assert!(
+                (combined[k] - (wh * head[k] + ws * mean)).abs() < 1e-4,
+                "{f}"
+            );
+        }
+        let best = combined.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = combined.iter().map(|x| (x - best).exp()).sum();
+        let prob = f["probability"].as_f64().unwrap() as f32;
         assert!((prob - 1.0 / sum).abs() < 1e-5, "{prob} vs {}", 1.0 / sum);
     }
 }
