@@ -9,9 +9,9 @@
 //! | `add_prev_` | `Pad` (zeros after the smaller operand's channels, rows and columns) then `Add` |
 //! | `fc_no_bias` | `Flatten`, `MatMul` |
 
-use facegender_core::nn::onnx::{OPSET, node, tensor, value_info};
+use facegender_core::nn::onnx::{model_proto, node, tensor, value_info};
 use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto};
+use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto};
 use tract_onnx::prelude::*;
 
 use crate::network::{DESCRIPTOR_LEN, Layer, Network};
@@ -161,28 +161,18 @@ pub fn to_onnx(net: &Network) -> ModelProto {
         last.output = vec!["descriptor".into()];
     }
     let size = net.size as i64;
-    ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
-        producer_name: "facegender".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        graph: Some(GraphProto {
-            name: "dlib_face_recognition_resnet_v1".into(),
-            node: b.nodes,
-            initializer: b.inits,
-            input: vec![value_info("chip", DataType::Float, &[1, 3, size, size])],
-            output: vec![value_info(
-                "descriptor",
-                DataType::Float,
-                &[1, DESCRIPTOR_LEN as i64],
-            )],
-            ..Default::default()
-        }),
+    model_proto(GraphProto {
+        name: "dlib_face_recognition_resnet_v1".into(),
+        node: b.nodes,
+        initializer: b.inits,
+        input: vec![value_info("chip", DataType::Float, &[1, 3, size, size])],
+        output: vec![value_info(
+            "descriptor",
+            DataType::Float,
+            &[1, DESCRIPTOR_LEN as i64],
+        )],
         ..Default::default()
-    }
+    })
 }
 
 /// The network optimised by tract, ready to describe chips (shareable across threads).

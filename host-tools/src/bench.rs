@@ -84,10 +84,12 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// The full chain on one photo with the core classifier; returns the number of faces.
+/// The full chain on one photo with the core classifier, and with `host` the descriptor head too;
+/// returns the number of faces.
 fn chain(
     m: &Models<'_>,
     c: &Classifier<'_>,
+    host: Option<&HostModel>,
     path: &Path,
     arena: &mut [u8],
 ) -> anyhow::Result<usize> {
@@ -96,26 +98,21 @@ fn chain(
     for f in &faces {
         let crop = c.crop(&img, &f.landmarks)?;
         c.classify(&crop, arena)?;
+        if let Some(h) = host {
+            h.head_logits(&img, &f.landmarks)?;
+        }
     }
     Ok(faces.len())
 }
 
-/// The host chain on one photo: the student and the descriptor head on every face.
-fn host_chain(
-    m: &Models<'_>,
-    c: &Classifier<'_>,
-    h: &HostModel,
-    path: &Path,
-    arena: &mut [u8],
-) -> anyhow::Result<usize> {
-    let img = decode_file(path, &Limits::default())?;
-    let faces = faces_with_landmarks(m, &img, DEFAULT_THRESHOLD, None)?;
-    for f in &faces {
-        let crop = c.crop(&img, &f.landmarks)?;
-        c.classify(&crop, arena)?;
-        h.head_logits(&img, &f.landmarks)?;
+/// Mean microseconds of `f` over `repeats` calls, after one call that warms caches up.
+fn mean_us(repeats: usize, f: &mut dyn FnMut()) -> f64 {
+    f();
+    let s = Instant::now();
+    for _ in 0..repeats {
+        f();
     }
-    Ok(faces.len())
+    s.elapsed().as_secs_f64() * 1e6 / repeats as f64
 }
 
 /// The descriptor's engines and the host chain's throughput.
@@ -145,20 +142,12 @@ fn bench_host(
     }
     anyhow::ensure!(!chips.is_empty(), "no face in the benchmark's photos");
     let probe = &chips[0];
-    let time = |f: &mut dyn FnMut()| {
-        f();
-        let s = Instant::now();
-        for _ in 0..repeats {
-            f();
-        }
-        s.elapsed().as_secs_f64() * 1e3 / repeats as f64
-    };
-    let tract_ms = time(&mut || {
+    let tract_ms = mean_us(repeats, &mut || {
         let _ = h.net.describe_chip(probe);
-    });
-    let plain_ms = time(&mut || {
+    }) / 1e3;
+    let plain_ms = mean_us(repeats, &mut || {
         let _ = facegender_descriptor::reference::describe(&h.net.network, probe);
-    });
+    }) / 1e3;
     let s = Instant::now();
     chips
         .par_iter()
@@ -167,7 +156,7 @@ fn bench_host(
     let mut arena = vec![0u8; c.model.arena_len()];
     let s = Instant::now();
     for f in files {
-        host_chain(m, c, h, f, &mut arena)?;
+        chain(m, c, Some(h), f, &mut arena)?;
     }
     let one = files.len() as f64 / s.elapsed().as_secs_f64();
     let s = Instant::now();
@@ -175,7 +164,7 @@ fn bench_host(
         .par_iter()
         .map_init(
             || vec![0u8; c.model.arena_len()],
-            |a, f| host_chain(m, c, h, f, a),
+            |a, f| chain(m, c, Some(h), f, a),
         )
         .collect::<anyhow::Result<Vec<_>>>()?;
     let all = files.len() as f64 / s.elapsed().as_secs_f64();
@@ -257,14 +246,17 @@ pub fn run(
     // throughput: one thread, then all threads
     let s = Instant::now();
     for f in files {
-        chain(m, c, f, &mut arena)?;
+        chain(m, c, None, f, &mut arena)?;
     }
     let one = files.len() as f64 / s.elapsed().as_secs_f64();
     let threads = rayon::current_num_threads();
     let s = Instant::now();
     files
         .par_iter()
-        .map_init(|| vec![0u8; model.arena_len()], |a, f| chain(m, c, f, a))
+        .map_init(
+            || vec![0u8; model.arena_len()],
+            |a, f| chain(m, c, None, f, a),
+        )
         .collect::<anyhow::Result<Vec<_>>>()?;
     let all = files.len() as f64 / s.elapsed().as_secs_f64();
 
@@ -273,14 +265,7 @@ pub fn run(
         .first()
         .cloned()
         .unwrap_or_else(|| vec![0i8; model.input().shape.len()]);
-    let time = |f: &mut dyn FnMut()| {
-        f();
-        let s = Instant::now();
-        for _ in 0..repeats {
-            f();
-        }
-        s.elapsed().as_secs_f64() * 1e6 / repeats as f64
-    };
+    let time = |f: &mut dyn FnMut()| mean_us(repeats, f);
     let core_us = time(&mut || {
         let _ = model.run(&mut arena, &probe);
     });

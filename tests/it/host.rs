@@ -14,29 +14,26 @@ fn describe_train_host_predict_and_teacher_logits() {
     let photos = root().join("samples/fairface");
     let cache = d.join("cache");
 
-    let mut c = facegender();
-    c.args(["describe", "-q", "--input"])
-        .arg(&photos)
-        .arg("--out")
-        .arg(&cache);
-    let o = run(c);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stdout(&o).starts_with("300 photos: 0 already cached, "),
-        "{}",
+    let describe = || {
+        let mut c = facegender();
+        c.args(["describe", "-q", "--input"])
+            .arg(&photos)
+            .arg("--out")
+            .arg(&cache);
+        let o = run(c);
+        assert!(o.status.success(), "{}", stderr(&o));
         stdout(&o)
+    };
+    let first = describe();
+    assert!(
+        first.starts_with("300 photos: 0 already cached, "),
+        "{first}"
     );
     // a second run finds everything cached
-    let mut c = facegender();
-    c.args(["describe", "-q", "--input"])
-        .arg(&photos)
-        .arg("--out")
-        .arg(&cache);
-    let o = run(c);
+    let again = describe();
     assert!(
-        stdout(&o).starts_with("300 photos: 300 already cached, 0 described"),
-        "{}",
-        stdout(&o)
+        again.starts_with("300 photos: 300 already cached, 0 described"),
+        "{again}"
     );
 
     // a split of the 300 photos: 3 of 5 train, 1 val, 1 test

@@ -105,6 +105,14 @@ fn predict_without_inputs_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// The face's `probability` is the top class's softmax probability over `logits`.
+fn assert_top_probability(face: &Value, logits: &[f32]) {
+    let best = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|x| (x - best).exp()).sum();
+    let prob = face["probability"].as_f64().unwrap() as f32;
+    assert!((prob - 1.0 / sum).abs() < 1e-5, "{prob} vs {}", 1.0 / sum);
+}
+
 #[test]
 fn mirroring_averages_the_crop_and_its_mirror_image() {
     let photos: Vec<_> = sample_photos("male", 2)
@@ -159,10 +167,7 @@ fn mirroring_averages_the_crop_and_its_mirror_image() {
         let mean: Vec<f32> = (0..lp.len())
             .map(|k| ((lm[k] - zp) * scale + (lm[k + lp.len()] - zp) * scale) / 2.0)
             .collect();
-        let best = mean.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = mean.iter().map(|x| (x - best).exp()).sum();
-        let prob = m["probability"].as_f64().unwrap() as f32;
-        assert!((prob - 1.0 / sum).abs() < 1e-5, "{prob} vs {}", 1.0 / sum);
+        assert_top_probability(m, &mean);
     }
 
     // The host model (predict's default) combines the head's logits with that same mean.
@@ -208,10 +213,7 @@ fn mirroring_averages_the_crop_and_its_mirror_image() {
                 "{f}"
             );
         }
-        let best = combined.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = combined.iter().map(|x| (x - best).exp()).sum();
-        let prob = f["probability"].as_f64().unwrap() as f32;
-        assert!((prob - 1.0 / sum).abs() < 1e-5, "{prob} vs {}", 1.0 / sum);
+        assert_top_probability(f, &combined);
     }
 }
 

@@ -376,6 +376,18 @@ pub fn to_onnx(m: &Model<'_>, input: InputKind) -> ModelProto {
     // Nodes must be in topological order: clip nodes were pushed before the layer node that
     // feeds them, so sort each Clip after its producer.
     let nodes = topo_sort(g.nodes);
+    model_proto(GraphProto {
+        name: "facegender_int8".into(),
+        node: nodes,
+        initializer: g.inits,
+        input: vec![graph_input],
+        output: outputs,
+        ..Default::default()
+    })
+}
+
+/// A model of `graph` at [`OPSET`], produced by facegender.
+pub fn model_proto(graph: GraphProto) -> ModelProto {
     ModelProto {
         ir_version: 8,
         opset_import: vec![OperatorSetIdProto {
@@ -384,14 +396,7 @@ pub fn to_onnx(m: &Model<'_>, input: InputKind) -> ModelProto {
         }],
         producer_name: "facegender".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
-        graph: Some(GraphProto {
-            name: "facegender_int8".into(),
-            node: nodes,
-            initializer: g.inits,
-            input: vec![graph_input],
-            output: outputs,
-            ..Default::default()
-        }),
+        graph: Some(graph),
         ..Default::default()
     }
 }
