@@ -18,6 +18,16 @@ pub enum AlignMethod {
     Similarity,
 }
 
+impl AlignMethod {
+    /// The names the CLI and the Python package accept (serde's kebab-case names).
+    pub const NAMES: [&'static str; 3] = ["inner-eyes-bottom-lip", "outer-eyes-nose", "similarity"];
+
+    /// The method called `name` (one of [`Self::NAMES`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    }
+}
+
 /// The crop-to-photo transform for `landmarks`.
 pub fn transform(
     landmarks: &[Point],

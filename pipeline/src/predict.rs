@@ -7,6 +7,7 @@
 //! whose top probability is below `--min-probability` are reported `uncertain`; neither gets a
 //! label.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
@@ -14,7 +15,7 @@ use serde::Serialize;
 
 use crate::align;
 use crate::classify::Classifier;
-use crate::decode::{Limits, decode_file};
+use crate::decode::{Limits, decode_bytes, decode_file};
 use crate::detect::Int8Detector;
 use crate::host::{HostModel, Weights};
 use crate::model_dir::ChainInfo;
@@ -98,6 +99,35 @@ pub struct ImageResult {
     pub faces: Vec<FaceResult>,
 }
 
+/// A photo to label: a file, an encoded file in memory, or decoded pixels. `name` is what the
+/// result reports as its `image`.
+#[derive(Clone, Copy, Debug)]
+pub enum Photo<'a> {
+    Path(&'a Path),
+    Bytes { name: &'a Path, bytes: &'a [u8] },
+    Pixels { name: &'a Path, image: &'a RgbImage },
+}
+
+impl Photo<'_> {
+    /// The name the result carries.
+    pub fn name(&self) -> &Path {
+        match self {
+            Photo::Path(p) => p,
+            Photo::Bytes { name, .. } | Photo::Pixels { name, .. } => name,
+        }
+    }
+
+    /// The photo's pixels, decoded within [`Limits::default`].
+    pub fn decode(&self) -> Result<Cow<'_, RgbImage>, crate::decode::DecodeError> {
+        let limits = Limits::default();
+        Ok(match self {
+            Photo::Path(p) => Cow::Owned(decode_file(p, &limits)?),
+            Photo::Bytes { bytes, .. } => Cow::Owned(decode_bytes(bytes, &limits)?),
+            Photo::Pixels { image, .. } => Cow::Borrowed(*image),
+        })
+    }
+}
+
 /// Runs the chain on one photo; with `host`, the host-grade classifier (student and descriptor
 /// head combined).
 pub fn predict_image(
@@ -105,11 +135,11 @@ pub fn predict_image(
     c: &Classifier<'_>,
     host: Option<&HostModel>,
     cfg: &Config,
-    path: &Path,
+    photo: Photo<'_>,
     annotate: Option<&Path>,
 ) -> ImageResult {
     label_photo(
-        path,
+        photo,
         annotate,
         c,
         cfg,
@@ -137,7 +167,7 @@ type Classified = (RgbImage, Option<(Weights, Vec<f32>)>);
 /// it `unreadable`), find its faces (`find`), describe each (`describe`: its row and its width
 /// for `--min-face`), classify the aligned crop (`crop`) of each face wide enough, annotate.
 fn label_photo<F>(
-    path: &Path,
+    photo: Photo<'_>,
     annotate: Option<&Path>,
     c: &Classifier<'_>,
     cfg: &Config,
@@ -146,12 +176,13 @@ fn label_photo<F>(
     crop: impl Fn(&RgbImage, &F) -> crate::Result<Classified>,
 ) -> ImageResult {
     let mut r = ImageResult {
-        image: path.to_path_buf(),
+        image: photo.name().to_path_buf(),
         status: "ok",
         error: None,
         faces: Vec::new(),
     };
-    let found = decode_file(path, &Limits::default())
+    let found = photo
+        .decode()
         .map_err(crate::Error::from)
         .and_then(|img| Ok((find(&img)?, img)));
     let (faces, img) = match found {
@@ -360,14 +391,14 @@ pub fn predict_device(
     d: &DeviceModels,
     c: &Classifier<'_>,
     cfg: &Config,
-    path: &Path,
+    photo: Photo<'_>,
     annotate: Option<&Path>,
 ) -> ImageResult {
     let template = d.chain.template();
     let mut arena = Vec::new();
     let threshold = d.chain.threshold.max(cfg.threshold);
     label_photo(
-        path,
+        photo,
         annotate,
         c,
         cfg,

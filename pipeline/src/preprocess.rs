@@ -20,7 +20,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::align::{self, AlignMethod};
-use crate::decode::{self, Limits};
 use crate::detect::{BlazeFace, Detector, Face, Variant};
 use crate::error::Context;
 use crate::landmarks::{self, BoxMap, LandmarkModel};
@@ -89,6 +88,24 @@ pub struct Entry {
     /// Crop path relative to the output folder.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub crop: Option<String>,
+}
+
+impl Entry {
+    /// An entry not yet processed (status `ok` until a stage fails).
+    fn new(path: String, class: String) -> Self {
+        Self {
+            path,
+            class,
+            status: Status::Ok,
+            reason: None,
+            faces: 0,
+            score: None,
+            bbox: None,
+            dlib_box: None,
+            landmarks: None,
+            crop: None,
+        }
+    }
 }
 
 /// Time spent per stage, summed over all images (nanoseconds).
@@ -215,38 +232,63 @@ fn rel_string(p: &Path) -> String {
         .join("/")
 }
 
-fn process_one(
+/// What `preprocess` does to one photo before writing: which face, how it is aligned and cropped.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CropSettings {
+    pub crop: u32,
+    pub align: AlignMethod,
+    pub scale: f64,
+    pub multi: MultiFace,
+    pub threshold: f32,
+    pub min_face: f32,
+}
+
+impl Config {
+    pub fn crop_settings(&self) -> CropSettings {
+        CropSettings {
+            crop: self.crop,
+            align: self.align,
+            scale: self.scale,
+            multi: self.multi,
+            threshold: self.threshold,
+            min_face: self.min_face,
+        }
+    }
+}
+
+/// The aligned crop of a photo's largest face, and its report entry (status and reason, faces,
+/// box, landmarks; `path` is the photo's name, `class` empty). `preprocess` writes this crop; the
+/// Python package's `crops` returns it.
+pub fn crop_photo(
     m: &Models<'_>,
-    cfg: &Config,
+    s: &CropSettings,
+    photo: crate::predict::Photo<'_>,
+) -> (Option<RgbImage>, Entry) {
+    let mut e = Entry::new(photo.name().to_string_lossy().into_owned(), String::new());
+    let crop = crop_timed(m, s, photo, &StageTimes::default(), &mut e);
+    (crop, e)
+}
+
+/// [`crop_photo`], with each stage's time added to `times`.
+fn crop_timed(
+    m: &Models<'_>,
+    s: &CropSettings,
+    photo: crate::predict::Photo<'_>,
     times: &StageTimes,
-    class: &str,
-    input: &Path,
-    rel: &str,
-) -> Entry {
-    let mut e = Entry {
-        path: rel.to_string(),
-        class: class.to_string(),
-        status: Status::Ok,
-        reason: None,
-        faces: 0,
-        score: None,
-        bbox: None,
-        dlib_box: None,
-        landmarks: None,
-        crop: None,
-    };
-    let fail = |mut e: Entry, s: Status, why: String| {
-        e.status = s;
+    e: &mut Entry,
+) -> Option<RgbImage> {
+    let fail = |e: &mut Entry, st: Status, why: String| {
+        e.status = st;
         e.reason = Some(why);
-        e
+        None
     };
     let t = Instant::now();
-    let img = match decode::decode_file(input, &Limits::default()) {
+    let img = match photo.decode() {
         Ok(i) => i,
         Err(err) => return fail(e, Status::Unreadable, format!("{}: {err}", err.reason())),
     };
     let t = times.add(&times.decode, t);
-    let faces = match m.detector.detect(&img, cfg.threshold) {
+    let faces = match m.detector.detect(&img, s.threshold) {
         Ok(f) => f,
         Err(err) => return fail(e, Status::Unreadable, format!("detector: {err}")),
     };
@@ -265,14 +307,14 @@ fn process_one(
     };
     e.score = Some(face.score);
     e.bbox = Some(face.bbox);
-    if faces.len() > 1 && cfg.multi == MultiFace::Skip {
+    if faces.len() > 1 && s.multi == MultiFace::Skip {
         return fail(e, Status::MultipleFaces, format!("{} faces", faces.len()));
     }
-    if face.width() < cfg.min_face {
+    if face.width() < s.min_face {
         return fail(
             e,
             Status::TooSmall,
-            format!("face {:.0} px wide, minimum {}", face.width(), cfg.min_face),
+            format!("face {:.0} px wide, minimum {}", face.width(), s.min_face),
         );
     }
     let rect = m.box_map.rect(&face);
@@ -284,13 +326,35 @@ fn process_one(
     };
     e.landmarks = Some(pts.iter().map(|p| [p.x, p.y]).collect());
     let t = times.add(&times.landmarks, t);
-    let crop = match align::transform(&pts, cfg.align, cfg.crop, cfg.scale)
-        .and_then(|a| align::crop(&img, &a, cfg.crop))
+    let crop = match align::transform(&pts, s.align, s.crop, s.scale)
+        .and_then(|a| align::crop(&img, &a, s.crop))
     {
         Ok(c) => c,
         Err(err) => return fail(e, Status::AlignFailed, err.to_string()),
     };
-    let t = times.add(&times.align, t);
+    times.add(&times.align, t);
+    Some(crop)
+}
+
+fn process_one(
+    m: &Models<'_>,
+    cfg: &Config,
+    times: &StageTimes,
+    class: &str,
+    input: &Path,
+    rel: &str,
+) -> Entry {
+    let mut e = Entry::new(rel.to_string(), class.to_string());
+    let fail = |mut e: Entry, s: Status, why: String| {
+        e.status = s;
+        e.reason = Some(why);
+        e
+    };
+    let photo = crate::predict::Photo::Path(input);
+    let Some(crop) = crop_timed(m, &cfg.crop_settings(), photo, times, &mut e) else {
+        return e;
+    };
+    let t = Instant::now();
     let out_rel = Path::new(class).join(Path::new(rel).with_extension("png"));
     let mut png = Vec::new();
     if let Err(err) = image::codecs::png::PngEncoder::new_with_quality(

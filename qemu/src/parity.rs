@@ -148,7 +148,8 @@ pub fn check_chain(model_dir: &Path, models_dir: &Path) -> facegender_pipeline::
             .into_owned();
         let png = tmp.path().join(format!("{name}.png"));
         read_frame(f)?.save(&png)?;
-        let host = predict::predict_device(&device, &classifier, &cfg, &png, None);
+        let host =
+            predict::predict_device(&device, &classifier, &cfg, predict::Photo::Path(&png), None);
         let dev: Vec<&firmware::ChainLine> = on_device.iter().filter(|l| l.frame == name).collect();
         let logged = per_frame.iter().find(|p| p.0 == name).map(|p| p.1);
         total += host.faces.len().max(dev.len()).max(1);

@@ -1,13 +1,14 @@
 //! The photo commands: `predict`, `bench` and `demo`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use facegender_pipeline::classify::Classifier;
 use facegender_pipeline::detect::Variant;
-use facegender_pipeline::host::{HostInfo, HostModel, is_host_model};
+use facegender_pipeline::host::{HostModel, is_host_model};
 use facegender_pipeline::model_dir::{self};
-use facegender_pipeline::predict::{self, DeviceModels};
+use facegender_pipeline::predict::{self, Photo};
+use facegender_pipeline::predictor::{Options, Predictor};
 use facegender_pipeline::preprocess::HostModels;
 use facegender_pipeline::{fsutil, progress};
 use indicatif::ParallelProgressIterator;
@@ -18,58 +19,34 @@ use crate::output::{Partial, out};
 use crate::{bench, demo};
 
 pub fn predict(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
-    let (models_dir, dlib, progress) = (g.models.as_path(), g.dlib.as_path(), g.progress);
     anyhow::ensure!(
         (0.0..=1.0).contains(&a.min_probability),
         "--min-probability must be in [0, 1]"
     );
-    let chosen = a.model.clone().unwrap_or_else(|| default_model(models_dir));
-    // A host model folder names its student; the device chain runs the student alone.
-    let host_model = if is_host_model(&chosen) && !a.device_chain {
-        Some(HostModel::load(&chosen)?)
-    } else {
-        None
+    let options = Options {
+        models_dir: g.models.clone(),
+        dlib: g.dlib.clone(),
+        model: a.model.clone(),
+        device_chain: a.device_chain,
+        detector: a.detector,
+        config: predict::Config {
+            threshold: a.threshold,
+            min_face: a.min_face,
+            min_probability: a.min_probability,
+            mirror: a.mirror,
+        },
     };
-    let model_dir = if is_host_model(&chosen) {
-        HostInfo::student_of(&chosen)?
-    } else {
-        chosen
-    };
-    let (info, bytes) = model_dir::read_classifier(&model_dir)?;
-    let classifier = Classifier::new(&bytes, info)?;
-    let host = HostModels::load(models_dir, dlib, a.detector)?;
-    let m = host.models()?;
-    let cfg = predict::Config {
-        threshold: a.threshold,
-        min_face: a.min_face,
-        min_probability: a.min_probability,
-        mirror: a.mirror,
-    };
-    let device = if a.device_chain {
-        let detector_dir = models_dir.join("blazeface-int8");
-        Some(DeviceModels::load(&detector_dir, &model_dir)?)
-    } else {
-        None
-    };
+    let predictor = Predictor::load(&options)?;
+    let session = predictor.session()?;
     let inputs = predict::expand_inputs(&a.inputs)?;
     if let Some(dir) = &a.annotate {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let bar = progress::bar(inputs.len(), progress && inputs.len() > 1);
+    let bar = progress::bar(inputs.len(), g.progress && inputs.len() > 1);
     let results: Vec<predict::ImageResult> = inputs
         .par_iter()
         .progress_with(bar.clone())
-        .map(|p| match &device {
-            Some(d) => predict::predict_device(d, &classifier, &cfg, p, a.annotate.as_deref()),
-            None => predict::predict_image(
-                &m,
-                &classifier,
-                host_model.as_ref(),
-                &cfg,
-                p,
-                a.annotate.as_deref(),
-            ),
-        })
+        .map(|p| session.predict(Photo::Path(p), a.annotate.as_deref()))
         .collect();
     bar.finish_and_clear();
     for r in &results {
@@ -90,18 +67,6 @@ pub fn predict(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
-}
-
-/// `predict`'s model: the host-grade classifier (models/gender-host) where it is installed, for
-/// 2.5 points more on the test split at three quarters of the student chain's speed (see its
-/// model card); else the student (models/gender).
-pub fn default_model(models_dir: &Path) -> PathBuf {
-    let host = models_dir.join("gender-host");
-    if is_host_model(&host) {
-        host
-    } else {
-        models_dir.join("gender")
-    }
 }
 
 pub fn bench(a: BenchArgs, g: &Global) -> anyhow::Result<()> {

@@ -101,7 +101,14 @@ pub fn host_chain(
         scenes.len()
     ));
     let results = predict_all(&photos.all(), inputs.progress, |p| {
-        predict::predict_image(inputs.models, classifier, None, &SCORING, p, None)
+        predict::predict_image(
+            inputs.models,
+            classifier,
+            None,
+            &SCORING,
+            predict::Photo::Path(p),
+            None,
+        )
     });
     let score = score_chain(inputs, photos, &results, "predict-host.jsonl")?;
     log.say(chain_lines("host chain", &score));
@@ -140,7 +147,7 @@ pub fn device_chain(
     );
     let device = DeviceModels::load(&inputs.models_dir.join("blazeface-int8"), shipped)?;
     let results = predict_all(&photos.all(), inputs.progress, |p| {
-        predict::predict_device(&device, classifier, &SCORING, p, None)
+        predict::predict_device(&device, classifier, &SCORING, predict::Photo::Path(p), None)
     });
     let score = score_chain(inputs, photos, &results, "predict-device.jsonl")?;
     let n = photos.items.len();

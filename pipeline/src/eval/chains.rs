@@ -49,8 +49,9 @@ pub fn compare(
         .par_iter()
         .map(|it| {
             bar.inc(1);
-            let host = predict::predict_image(m, c, None, &cfg, &it.path, None);
-            let dev = predict::predict_device(d, c, &cfg, &it.path, None);
+            let host =
+                predict::predict_image(m, c, None, &cfg, predict::Photo::Path(&it.path), None);
+            let dev = predict::predict_device(d, c, &cfg, predict::Photo::Path(&it.path), None);
             [label_of(&host), label_of(&dev)]
         })
         .collect();
