@@ -426,6 +426,9 @@ def run(
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.enable_operator_progress_bars = False
+        # Start work once every actor holds its models (up to 10 minutes for a cluster to
+        # provide them), so that the shards spread over all of them from the first.
+        ctx.wait_for_min_actors_s = 600
         job = {
             "settings": settings,
             "fingerprint": fingerprint,
