@@ -1,6 +1,7 @@
 """Type stubs for the Rust extension module (see facegender/__init__.py for the columns)."""
 
 from os import PathLike
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -46,6 +47,9 @@ class Pipeline:
         """sha256 of what decides a label (the student, and host.json for a host model)."""
     @property
     def is_host_model(self) -> bool: ...
+    @property
+    def models_dir(self) -> Path:
+        """The models folder in use (resolved as the CLI resolves it)."""
     @property
     def settings(self) -> dict[str, Any]:
         """The keyword arguments that rebuild this pipeline."""
