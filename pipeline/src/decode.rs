@@ -6,6 +6,7 @@
 //! dropped). Declared dimensions are checked against [`Limits`] before any pixel buffer is
 //! allocated, so a hostile header cannot exhaust memory.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 use std::path::Path;
 
@@ -282,6 +283,35 @@ fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<RgbImage, DecodeError> {
     }
     RgbImage::from_raw(header.width as u32, header.height as u32, pixels)
         .ok_or_else(|| DecodeError::Corrupt("buffer size".into()))
+}
+
+/// A photo for the chain: a file, an encoded file in memory, or decoded pixels. `name` is what
+/// results report as its `image`.
+#[derive(Clone, Copy, Debug)]
+pub enum Photo<'a> {
+    Path(&'a Path),
+    Bytes { name: &'a Path, bytes: &'a [u8] },
+    Pixels { name: &'a Path, image: &'a RgbImage },
+}
+
+impl Photo<'_> {
+    /// The name the result carries.
+    pub fn name(&self) -> &Path {
+        match self {
+            Photo::Path(p) => p,
+            Photo::Bytes { name, .. } | Photo::Pixels { name, .. } => name,
+        }
+    }
+
+    /// The photo's pixels, decoded within [`Limits::default`].
+    pub fn decode(&self) -> Result<Cow<'_, RgbImage>, DecodeError> {
+        let limits = Limits::default();
+        Ok(match self {
+            Photo::Path(p) => Cow::Owned(decode_file(p, &limits)?),
+            Photo::Bytes { bytes, .. } => Cow::Owned(decode_bytes(bytes, &limits)?),
+            Photo::Pixels { image, .. } => Cow::Borrowed(*image),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 //! whose top probability is below `--min-probability` are reported `uncertain`; neither gets a
 //! label.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
@@ -15,7 +14,7 @@ use serde::Serialize;
 
 use crate::align;
 use crate::classify::Classifier;
-use crate::decode::{Limits, decode_bytes, decode_file};
+pub use crate::decode::Photo;
 use crate::detect::Int8Detector;
 use crate::host::{HostModel, Weights};
 use crate::model_dir::ChainInfo;
@@ -97,35 +96,6 @@ pub struct ImageResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub faces: Vec<FaceResult>,
-}
-
-/// A photo to label: a file, an encoded file in memory, or decoded pixels. `name` is what the
-/// result reports as its `image`.
-#[derive(Clone, Copy, Debug)]
-pub enum Photo<'a> {
-    Path(&'a Path),
-    Bytes { name: &'a Path, bytes: &'a [u8] },
-    Pixels { name: &'a Path, image: &'a RgbImage },
-}
-
-impl Photo<'_> {
-    /// The name the result carries.
-    pub fn name(&self) -> &Path {
-        match self {
-            Photo::Path(p) => p,
-            Photo::Bytes { name, .. } | Photo::Pixels { name, .. } => name,
-        }
-    }
-
-    /// The photo's pixels, decoded within [`Limits::default`].
-    pub fn decode(&self) -> Result<Cow<'_, RgbImage>, crate::decode::DecodeError> {
-        let limits = Limits::default();
-        Ok(match self {
-            Photo::Path(p) => Cow::Owned(decode_file(p, &limits)?),
-            Photo::Bytes { bytes, .. } => Cow::Owned(decode_bytes(bytes, &limits)?),
-            Photo::Pixels { image, .. } => Cow::Borrowed(*image),
-        })
-    }
 }
 
 /// Runs the chain on one photo; with `host`, the host-grade classifier (student and descriptor

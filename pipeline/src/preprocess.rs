@@ -262,7 +262,7 @@ impl Config {
 pub fn crop_photo(
     m: &Models<'_>,
     s: &CropSettings,
-    photo: crate::predict::Photo<'_>,
+    photo: crate::decode::Photo<'_>,
 ) -> (Option<RgbImage>, Entry) {
     let mut e = Entry::new(photo.name().to_string_lossy().into_owned(), String::new());
     let crop = crop_timed(m, s, photo, &StageTimes::default(), &mut e);
@@ -273,7 +273,7 @@ pub fn crop_photo(
 fn crop_timed(
     m: &Models<'_>,
     s: &CropSettings,
-    photo: crate::predict::Photo<'_>,
+    photo: crate::decode::Photo<'_>,
     times: &StageTimes,
     e: &mut Entry,
 ) -> Option<RgbImage> {
@@ -350,7 +350,7 @@ fn process_one(
         e.reason = Some(why);
         e
     };
-    let photo = crate::predict::Photo::Path(input);
+    let photo = crate::decode::Photo::Path(input);
     let Some(crop) = crop_timed(m, &cfg.crop_settings(), photo, times, &mut e) else {
         return e;
     };

@@ -6,8 +6,8 @@
 use facegender_pipeline::predict::ImageResult;
 use facegender_pipeline::predictor::Predictor;
 use facegender_pipeline::preprocess::Entry;
-use numpy::ndarray::{Array1, Array2, Array3};
-use numpy::{PyArray1, PyArray2, PyArray3};
+use numpy::ndarray::{Array1, ArrayD, IxDyn};
+use numpy::{PyArray1, PyArrayDyn};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
@@ -33,26 +33,20 @@ fn flat<T: Copy>(rows: &[Vec<T>], width: usize, fill: T) -> Vec<T> {
         .collect()
 }
 
-fn matrix<'py, T: numpy::Element + Copy>(
+/// Rows of `inner`-shaped values as one N x inner... array, short rows padded with `fill`.
+fn rows<'py, T: numpy::Element + Copy>(
     py: Python<'py>,
     rows: &[Vec<T>],
-    width: usize,
+    inner: &[usize],
     fill: T,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let a = Array2::from_shape_vec((rows.len(), width), flat(rows, width, fill))
+    let width = inner.iter().product();
+    let shape: Vec<usize> = std::iter::once(rows.len())
+        .chain(inner.iter().copied())
+        .collect();
+    let a = ArrayD::from_shape_vec(IxDyn(&shape), flat(rows, width, fill))
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-    Ok(PyArray2::from_owned_array(py, a).into_any())
-}
-
-fn points<'py, T: numpy::Element + Copy>(
-    py: Python<'py>,
-    rows: &[Vec<T>],
-    n: usize,
-    fill: T,
-) -> PyResult<Bound<'py, PyAny>> {
-    let a = Array3::from_shape_vec((rows.len(), n, 2), flat(rows, 2 * n, fill))
-        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-    Ok(PyArray3::from_owned_array(py, a).into_any())
+    Ok(PyArrayDyn::from_owned_array(py, a).into_any())
 }
 
 /// The columns of `predict` results (`photo` is the index of the input each row came from).
@@ -117,20 +111,20 @@ pub fn faces<'py>(
     d.set_item("status", objects(py, c.status)?)?;
     d.set_item("error", objects(py, c.error)?)?;
     d.set_item("face", PyArray1::from_vec(py, c.face))?;
-    d.set_item("box", matrix(py, &c.bbox, 4, f32::NAN)?)?;
+    d.set_item("box", rows(py, &c.bbox, &[4], f32::NAN)?)?;
     d.set_item("score", PyArray1::from_vec(py, c.score))?;
     d.set_item("label", objects(py, c.label)?)?;
     d.set_item("probability", PyArray1::from_vec(py, c.probability))?;
-    d.set_item("logits", matrix(py, &c.logits, logit_width, 0i8)?)?;
+    d.set_item("logits", rows(py, &c.logits, &[logit_width], 0i8)?)?;
     d.set_item("has_logits", PyArray1::from_vec(py, c.has_logits))?;
     if p.is_host_model() {
-        d.set_item("head_logits", matrix(py, &c.head, k, f32::NAN)?)?;
-        d.set_item("combined_logits", matrix(py, &c.combined, k, f32::NAN)?)?;
+        d.set_item("head_logits", rows(py, &c.head, &[k], f32::NAN)?)?;
+        d.set_item("combined_logits", rows(py, &c.combined, &[k], f32::NAN)?)?;
     }
     if device {
-        d.set_item("keypoints", points(py, &c.keypoints, 6, f32::NAN)?)?;
+        d.set_item("keypoints", rows(py, &c.keypoints, &[6, 2], f32::NAN)?)?;
     } else {
-        d.set_item("landmarks", points(py, &c.landmarks, 68, 0i32)?)?;
+        d.set_item("landmarks", rows(py, &c.landmarks, &[68, 2], 0i32)?)?;
     }
     Ok(d)
 }
@@ -179,7 +173,7 @@ pub fn crops<'py>(py: Python<'py>, entries: &[Entry]) -> PyResult<Bound<'py, PyD
         .iter()
         .map(|e| e.bbox.map(|b| b.to_vec()).unwrap_or_default())
         .collect();
-    d.set_item("box", matrix(py, &boxes, 4, f32::NAN)?)?;
+    d.set_item("box", rows(py, &boxes, &[4], f32::NAN)?)?;
     d.set_item(
         "has_crop",
         PyArray1::from_owned_array(
