@@ -99,9 +99,22 @@ pub struct ChainCheck {
 }
 
 impl ChainCheck {
-    /// Instructions for one frame with one face.
+    /// Instructions for one frame with one face, averaged over the embedded frames (one found
+    /// its face in one detector run, one in two).
     pub fn instructions_per_frame(&self) -> u64 {
         self.detect_instructions + self.align_instructions + self.classify_instructions
+    }
+
+    /// Each embedded frame's instructions as a frame with one face: its own detection stage (one
+    /// or two detector runs) plus one face's alignment and classification.
+    pub fn frame_instructions(&self) -> Vec<(&str, u64)> {
+        self.detect_per_frame
+            .iter()
+            .map(|(name, _, detect)| {
+                let face = self.align_instructions + self.classify_instructions;
+                (name.as_str(), detect + face)
+            })
+            .collect()
     }
 
     /// Instructions per MAC of one model (`detector` or `classifier`), over its layers.

@@ -121,12 +121,17 @@ fn firmware_chain(
             ));
         }
     }
+    let frames: Vec<String> = c
+        .frame_instructions()
+        .iter()
+        .map(|(frame, n)| format!("{frame} {n}"))
+        .collect();
     out(&format!(
-        "instructions per stage (QEMU -icount): detect {} (letterbox, detector, decoding, NMS), align {} and classify {} per face; one frame with one face {}",
+        "instructions per stage (QEMU -icount): detect {} per frame on average (letterbox, detector, decoding, NMS), align {} and classify {} per face; a frame with one face: {} (one detector run, or two when the frame is tried again with a margin)",
         c.detect_instructions,
         c.align_instructions,
         c.classify_instructions,
-        c.instructions_per_frame()
+        frames.join(", ")
     ));
     out(&format!(
         "size: flash {} bytes (.text {} + .rodata {}), RAM {} bytes (.bss {} + .data {} + stack {})",

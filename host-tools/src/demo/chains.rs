@@ -162,14 +162,9 @@ pub fn device_chain(
     ));
     let qemu = parity::check_chain(shipped, inputs.models_dir)?;
     let per_frame: Vec<String> = qemu
-        .detect_per_frame
+        .frame_instructions()
         .iter()
-        .map(|(name, _, detect)| {
-            format!(
-                "{name} {}",
-                millions(detect + qemu.align_instructions + qemu.classify_instructions)
-            )
-        })
+        .map(|(name, n)| format!("{name} {}", millions(*n)))
         .collect();
     log.say(format!(
         "   firmware in QEMU (Cortex-M4F, mps2-an386), whole chain on its {} embedded frames: {}/{} faces equal to the host bit for bit (box, score, keypoints, int8 logits, label); instructions per frame with one face: {} (detection is one detector run, or two when the frame is tried again with a margin; align {}, classify {} per face); flash {} B, RAM {} B",

@@ -118,6 +118,8 @@ pub fn fine_tune(
     tcfg.train.warmup_epochs = 0;
     tcfg.train.batch = 32;
     tcfg.train.init_from = weights.display().to_string();
+    // the shipped run's teacher file covers its own training crops, not the demo's
+    tcfg.train.distill = Default::default();
     let side = tcfg.model.input as u32;
     let train = load_split(&data_dir.join("train"), None, side, progress)?;
     let val = load_split(&data_dir.join("val"), Some(&train.classes), side, progress)?;
